@@ -1,0 +1,66 @@
+#!/bin/sh
+# Guest smoke tests run by `tools/workbench test`. Each check prints one line,
+# "WB-TEST PASS name" or "WB-TEST FAIL name | why", which the host counts.
+T=/sys/kernel/tracing
+FUNC=vfs_read
+failed=0
+
+pass() { echo "WB-TEST PASS $1"; }
+fail() { echo "WB-TEST FAIL $1 | $2"; failed=1; }
+check() { # name, then a command that must succeed
+	n=$1; shift
+	if "$@"; then pass "$n"; else fail "$n" "'$*' failed"; fi
+}
+
+echo "WB-INFO $(uname -r) $(cat /proc/cmdline)"
+
+# 1. The function tracer in a new instance, filtered to one function: the instance's
+#    ops is the only user of that call site, so ftrace gives it its own trampoline.
+I=$T/instances/wbsmoke
+if mkdir $I; then
+	check "instance: filter $FUNC" sh -c "echo $FUNC > $I/set_ftrace_filter"
+	check "instance: function tracer on" sh -c "echo function > $I/current_tracer"
+	cat /proc/version /proc/cmdline >/dev/null
+	check "instance: $FUNC calls a dynamic trampoline" \
+		sh -c "grep '^$FUNC ' $T/enabled_functions | grep -q 'tramp: 0x.*ftrace_trampoline'"
+	check "instance: trampoline in kallsyms" grep -q ' ftrace_trampoline' /proc/kallsyms
+	# Stop recording before reading: reading the buffer calls vfs_read too.
+	check "instance: tracing off" sh -c "echo 0 > $I/tracing_on"
+	cat $I/trace > /tmp/trace
+	check "instance: $FUNC traced" grep -q " $FUNC <-" /tmp/trace
+	check "instance: only $FUNC traced" sh -c "! grep -v '^#' /tmp/trace | grep -qv ' $FUNC <-'"
+	check "instance: tracer off" sh -c "echo nop > $I/current_tracer"
+	check "instance: removed" rmdir $I
+	check "instance: $FUNC no longer traced" sh -c "! grep -q '^$FUNC ' $T/enabled_functions"
+else
+	fail "instance: create" "mkdir $I failed"
+fi
+
+# 2. A kprobe event at an offset inside a function (past the fentry site, so a real
+#    kprobe with an insn slot rather than kprobe-on-ftrace), hit and removed.
+off=
+for o in 9 5 8 4; do
+	if echo "p:wbsmoke $FUNC+$o" >> $T/kprobe_events 2>/dev/null; then off=$o; break; fi
+done
+if [ -n "$off" ]; then
+	pass "kprobe: add $FUNC+$off"
+	check "kprobe: enable" sh -c "echo 1 > $T/events/kprobes/wbsmoke/enable"
+	check "kprobe: not on ftrace" sh -c "grep 'wbsmoke\|$FUNC+$off' /sys/kernel/debug/kprobes/list | grep -vq FTRACE"
+	cat /proc/version >/dev/null
+	check "kprobe: disable" sh -c "echo 0 > $T/events/kprobes/wbsmoke/enable"
+	check "kprobe: hit" grep -q 'wbsmoke:' $T/trace
+	check "kprobe: hit counted" sh -c "awk '/wbsmoke/ { exit !(\$3 > 0) }' $T/kprobe_profile"
+	check "kprobe: remove" sh -c "echo '-:wbsmoke' >> $T/kprobe_events"
+	check "kprobe: none left" sh -c "! grep -q . $T/kprobe_events"
+	echo > $T/trace
+else
+	fail "kprobe: add $FUNC+offset" "no offset among 9 5 8 4 was accepted"
+fi
+
+# 3. Nothing above left a splat behind.
+if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace:|ftrace failed|ftrace faulted' >/tmp/splat; then
+	fail "dmesg: no splat" "$(head -n1 /tmp/splat)"
+else
+	pass "dmesg: no splat"
+fi
+exit $failed

@@ -1,0 +1,842 @@
+"""tools/workbench: fetch the base source, apply the series, build, boot, test, export.
+
+The kernel work tree and the build outputs live in a cache directory (KWB_CACHE, default
+~/.cache/kwb), never in the repository.
+"""
+
+import argparse
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from . import core
+from .core import WorkbenchError
+from .cpio import Cpio
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(REPO, 'tools')
+PATCHES = os.path.join(REPO, 'patches')
+CI_KERNEL = os.path.join(REPO, 'ci', 'kernel')
+GUEST = os.path.join(TOOLS, 'guest')
+
+# Top-level directories whose files the series may add; the repo keeps a copy of each.
+OVERLAY_DIRS = ('arch', 'kernel', 'include', 'Documentation', 'rust', 'lib', 'mm', 'samples')
+
+CONFIGS = {
+    'default': ['base.config'],
+    'os': ['base.config', 'optimize-size.config'],
+    'vng': ['base.config', 'vng.config'],
+}
+
+PACKAGE = 'linux-source-7.3'
+GIT_IDENT = {
+    'GIT_AUTHOR_NAME': 'workbench', 'GIT_AUTHOR_EMAIL': 'workbench@localhost',
+    'GIT_COMMITTER_NAME': 'workbench', 'GIT_COMMITTER_EMAIL': 'workbench@localhost',
+}
+BASE_DATE = '2026-01-01T00:00:00+0000'
+
+# checkpatch messages that the series expects (design.md section 6):
+# - no Signed-off-by: the person who sends the patches adds it;
+# - unknown commit ids: the base tree is Debian's tarball, without upstream history.
+CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID']
+
+
+def cache_dir():
+    return os.path.abspath(os.environ.get('KWB_CACHE') or os.path.expanduser('~/.cache/kwb'))
+
+
+def paths():
+    c = cache_dir()
+    return {
+        'cache': c,
+        'deb': os.path.join(c, 'deb'),
+        'linux': os.path.join(c, 'linux'),
+        'vanilla': os.path.join(c, 'vanilla'),
+        'scratch': os.path.join(c, 'scratch'),
+        'build': os.path.join(c, 'build'),
+        'boot': os.path.join(c, 'boot'),
+        'logs': os.path.join(c, 'logs'),
+    }
+
+
+def say(msg):
+    print(f'workbench: {msg}', file=sys.stderr, flush=True)
+
+
+def tool_env():
+    env = dict(os.environ)
+    cargo_bin = os.path.expanduser('~/.cargo/bin')
+    if cargo_bin not in env.get('PATH', '').split(':'):
+        env['PATH'] = cargo_bin + ':' + env.get('PATH', '')
+    env.setdefault('LIBCLANG_PATH', '/usr/lib/llvm-19/lib')
+    return env
+
+
+def run(cmd, cwd=None, env=None, check=True, capture=False, what=None, log=None, input=None):
+    """Run a command; on failure raise WorkbenchError naming it (and its log)."""
+    e = tool_env()
+    if env:
+        e.update(env)
+    try:
+        if log:
+            with open(log, 'ab') as fh:
+                p = subprocess.run(cmd, cwd=cwd, env=e, stdout=fh, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        else:
+            p = subprocess.run(cmd, cwd=cwd, env=e, input=input,
+                               stdin=None if input is not None else subprocess.DEVNULL,
+                               stdout=subprocess.PIPE if capture else None,
+                               stderr=subprocess.PIPE if capture else None,
+                               text=True)
+    except FileNotFoundError:
+        raise WorkbenchError(f'{cmd[0]}: not found (run `tools/workbench setup`)')
+    if check and p.returncode != 0:
+        detail = ''
+        if capture:
+            detail = (p.stderr or p.stdout or '').strip()[-2000:]
+        elif log:
+            detail = f'see {log}:\n' + tail(log, 25)
+        raise WorkbenchError(f'{what or " ".join(cmd)} failed (exit {p.returncode})'
+                             + (f'\n{detail}' if detail else ''))
+    return p
+
+
+def tail(path, n):
+    try:
+        with open(path, 'rb') as fh:
+            lines = fh.read().decode(errors='replace').splitlines()
+    except OSError:
+        return ''
+    return '\n'.join(lines[-n:])
+
+
+def git(*args, cwd, capture=True, check=True, env=None):
+    e = dict(GIT_IDENT)
+    if env:
+        e.update(env)
+    p = run(['git', *args], cwd=cwd, capture=capture, check=check, env=e,
+            what='git ' + ' '.join(args))
+    return p.stdout.strip() if capture and p.stdout is not None else p
+
+
+# ---------------------------------------------------------------------------
+# setup
+
+def cmd_setup(args):
+    script = os.path.join(TOOLS, 'lib', 'setup.sh')
+    run(['bash', script], what='setup')
+
+
+# ---------------------------------------------------------------------------
+# source
+
+def deb_version(deb):
+    return run(['dpkg-deb', '-f', deb, 'Version'], capture=True).stdout.strip()
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def base_version(linux):
+    """Package version recorded in the base commit, or None if there is no base."""
+    if not os.path.isdir(os.path.join(linux, '.git')):
+        return None
+    p = run(['git', 'log', '-1', '--format=%B', 'base'], cwd=linux, capture=True, check=False)
+    if p.returncode != 0:
+        return None
+    m = re.search(r'^Package-Version: (\S+)$', p.stdout, re.M)
+    return m.group(1) if m else None
+
+
+def cmd_source(args):
+    P = paths()
+    os.makedirs(P['deb'], exist_ok=True)
+    debs = sorted(glob.glob(os.path.join(P['deb'], f'{PACKAGE}_*.deb')))
+    if args.update or not debs:
+        say(f'downloading {PACKAGE} (apt-get download)')
+        run(['apt-get', 'download', PACKAGE], cwd=P['deb'], capture=True,
+            what=f'apt-get download {PACKAGE} (did `tools/workbench setup` add the Debian sources?)')
+        debs = sorted(glob.glob(os.path.join(P['deb'], f'{PACKAGE}_*.deb')))
+        if not debs:
+            raise WorkbenchError(f'apt-get download left no {PACKAGE}_*.deb in {P["deb"]}')
+    versions = {deb_version(d): d for d in debs}
+    # The newest package version wins.
+    newest = run(['sort', '-V'], input='\n'.join(versions) + '\n', capture=True).stdout.split()[-1]
+    deb = versions[newest]
+    have = base_version(P['linux'])
+    if have == newest:
+        say(f'base: {PACKAGE} {have} (cached in {P["linux"]})')
+        ensure_worktrees(P)
+        return newest
+    if have:
+        say(f'base was {PACKAGE} {have}; replacing it with {newest}')
+    tmp = P['linux'] + '.tmp'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    say(f'unpacking {os.path.basename(deb)}')
+    tarball = f'./usr/src/{PACKAGE}.tar.xz'
+    with subprocess.Popen(['dpkg-deb', '--fsys-tarfile', deb], stdout=subprocess.PIPE) as deb_p:
+        with subprocess.Popen(['tar', '-xO', tarball], stdin=deb_p.stdout,
+                              stdout=subprocess.PIPE) as tar_p:
+            deb_p.stdout.close()
+            run_p = subprocess.run(['tar', '-xJ', '--strip-components=1', '-C', tmp],
+                                   stdin=tar_p.stdout)
+    if run_p.returncode or tar_p.returncode or deb_p.returncode:
+        raise WorkbenchError(f'unpacking {tarball} from {deb} failed')
+    say('committing the base tree (git add of ~90k files takes about a minute)')
+    git('init', '-q', '-b', 'base', '.', cwd=tmp)
+    git('add', '-f', '-A', cwd=tmp)
+    msg = (f'{PACKAGE} {newest}\n\n'
+           f'The unpacked source of Debian\'s {PACKAGE} package, committed as the\n'
+           f'base of the series by tools/workbench source.\n\n'
+           f'Package: {PACKAGE}\nPackage-Version: {newest}\nPackage-SHA256: {sha256(deb)}\n')
+    # A fixed identity and date make the base commit the same on every machine.
+    run(['git', 'commit', '-q', '-F', '-'], cwd=tmp, input=msg, what='git commit (base)',
+        env={**GIT_IDENT, 'GIT_AUTHOR_DATE': BASE_DATE, 'GIT_COMMITTER_DATE': BASE_DATE})
+    for d in ('linux', 'vanilla', 'scratch'):
+        shutil.rmtree(P[d], ignore_errors=True)
+    os.rename(tmp, P['linux'])
+    ensure_worktrees(P)
+    say(f'base: {PACKAGE} {newest} at {git("rev-parse", "base", cwd=P["linux"])[:12]}')
+    return newest
+
+
+def ensure_worktrees(P):
+    linux = P['linux']
+    git('worktree', 'prune', cwd=linux)
+    if run(['git', 'rev-parse', '--verify', '-q', 'refs/heads/series'], cwd=linux,
+           capture=True, check=False).returncode != 0:
+        git('branch', 'series', 'base', cwd=linux)
+    if git('rev-parse', '--abbrev-ref', 'HEAD', cwd=linux) != 'series':
+        git('checkout', '-q', 'series', cwd=linux)
+    for name in ('vanilla', 'scratch'):
+        if not os.path.isdir(os.path.join(P[name], '.git')) and not os.path.isfile(
+                os.path.join(P[name], '.git')):
+            shutil.rmtree(P[name], ignore_errors=True)
+            git('worktree', 'add', '-q', '--detach', P[name], 'base', cwd=linux)
+    van = P['vanilla']
+    if git('rev-parse', 'HEAD', cwd=van) != git('rev-parse', 'base', cwd=linux):
+        git('checkout', '-q', '--detach', 'base', cwd=van)
+
+
+def require_source():
+    P = paths()
+    if base_version(P['linux']) is None:
+        raise WorkbenchError(f'no base tree in {P["linux"]}: run `tools/workbench source` first')
+    ensure_worktrees(P)
+    return P
+
+
+# ---------------------------------------------------------------------------
+# apply / export / check
+
+def read_series():
+    path = os.path.join(PATCHES, 'series')
+    if not os.path.isfile(path):
+        raise WorkbenchError('patches/series does not exist')
+    with open(path) as fh:
+        text = fh.read()
+    return core.parse_series(text, set(os.listdir(PATCHES)))
+
+
+def apply_in_scratch(P):
+    """git am the series onto the base in the scratch worktree; return the commit."""
+    series = read_series()
+    scratch = P['scratch']
+    have = base_version(P['linux'])
+    run(['git', 'am', '--abort'], cwd=scratch, capture=True, check=False)
+    git('checkout', '-q', '-f', '--detach', 'base', cwd=scratch)
+    git('clean', '-q', '-fdx', cwd=scratch)
+    for name in series.patches:
+        p = run(['git', 'am', '-q', '--committer-date-is-author-date',
+                 os.path.join(PATCHES, name)], cwd=scratch, capture=True, check=False,
+                env=GIT_IDENT)
+        if p.returncode != 0:
+            run(['git', 'am', '--abort'], cwd=scratch, capture=True, check=False)
+            raise WorkbenchError(
+                f'patches/{name} does not apply onto the base ({PACKAGE} {have}); the series '
+                f'was last exported against {PACKAGE} {series.package_version}. Rebase the '
+                f'series onto the new base and export it again.\n'
+                + (p.stderr or p.stdout).strip()[-1500:])
+    return git('rev-parse', 'HEAD', cwd=scratch), series
+
+
+def cmd_apply(args):
+    P = require_source()
+    linux = P['linux']
+    commit, series = apply_in_scratch(P)
+    if git('status', '--porcelain', '--untracked-files=no', cwd=linux):
+        if not args.force:
+            raise WorkbenchError(f'{linux} has uncommitted changes; commit and export them, '
+                                 'or use --force to discard them')
+    head = git('rev-parse', 'HEAD', cwd=linux)
+    known = {git('rev-parse', 'base', cwd=linux)}
+    p = run(['git', 'rev-parse', '--verify', '-q', 'refs/wb/applied'], cwd=linux,
+            capture=True, check=False)
+    if p.returncode == 0:
+        known.add(p.stdout.strip())
+    same_tree = git('rev-parse', 'HEAD^{tree}', cwd=linux) == git('rev-parse', commit + '^{tree}',
+                                                                    cwd=linux)
+    if head not in known and not same_tree and not args.force:
+        raise WorkbenchError(f'{linux} has commits that patches/ does not hold; run '
+                             '`tools/workbench export` first, or use --force to drop them')
+    # checkout -B only rewrites the files that differ, so builds stay incremental.
+    git('checkout', '-q', '-f', '-B', 'series', commit, cwd=linux)
+    git('update-ref', 'refs/wb/applied', commit, cwd=linux)
+    say(f'applied {len(series.patches)} patch(es) onto {PACKAGE} {base_version(linux)}: '
+        f'{linux} at {commit[:12]}')
+
+
+def added_files(tree_dir, commit):
+    out = git('diff', '--name-only', '--diff-filter=A', 'base', commit, cwd=tree_dir)
+    return [f for f in out.splitlines() if f]
+
+
+def repo_overlay_files():
+    files = []
+    for d in OVERLAY_DIRS:
+        top = os.path.join(REPO, d)
+        for root, _, names in os.walk(top):
+            for n in names:
+                files.append(os.path.relpath(os.path.join(root, n), REPO))
+    return sorted(files)
+
+
+def cmd_export(args):
+    P = require_source()
+    linux = P['linux']
+    if git('status', '--porcelain', '--untracked-files=no', cwd=linux):
+        raise WorkbenchError(f'{linux} has uncommitted changes: commit them first')
+    commits = git('rev-list', '--reverse', 'base..HEAD', cwd=linux).split()
+    added = added_files(linux, 'HEAD')
+    outside = [f for f in added if f.split('/')[0] not in OVERLAY_DIRS]
+    if outside:
+        raise WorkbenchError('the series adds files outside ' + ', '.join(OVERLAY_DIRS)
+                             + ': ' + ', '.join(outside))
+    tmp = tempfile.mkdtemp(prefix='wb-export-')
+    try:
+        if commits:
+            git('format-patch', '-q', '--zero-commit', '--no-signature', '-o', tmp, 'base..HEAD',
+                cwd=linux)
+        os.makedirs(PATCHES, exist_ok=True)
+        for old in glob.glob(os.path.join(PATCHES, '[0-9][0-9][0-9][0-9]-*.patch')):
+            if not os.path.basename(old).startswith('0000-'):
+                os.unlink(old)
+        names = sorted(os.listdir(tmp))
+        for n in names:
+            shutil.copy(os.path.join(tmp, n), os.path.join(PATCHES, n))
+    finally:
+        shutil.rmtree(tmp)
+    with open(os.path.join(PATCHES, 'series'), 'w') as fh:
+        fh.write(core.format_series(names, base_version(linux)))
+    for f in repo_overlay_files():
+        if f not in added:
+            os.unlink(os.path.join(REPO, f))
+    for f in added:
+        dst = os.path.join(REPO, f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(os.path.join(linux, f), dst)
+    git('update-ref', 'refs/wb/applied', 'HEAD', cwd=linux)
+    say(f'exported {len(names)} patch(es) and {len(added)} added file(s) into {REPO}')
+
+
+def check_results(P, quick_build=False):
+    """Apply the series to a clean base; compare the added files; checkpatch each patch."""
+    results = []
+    try:
+        commit, series = apply_in_scratch(P)
+    except WorkbenchError as e:
+        return [core.Result('check: series applies', False, str(e).splitlines()[0])]
+    results.append(core.Result(f'check: series applies ({len(series.patches)} patches)', True))
+    scratch = P['scratch']
+    added = added_files(scratch, commit)
+    for f in added:
+        mine = os.path.join(REPO, f)
+        if not os.path.isfile(mine):
+            results.append(core.Result(f'check: overlay {f}', False, 'missing in the repo'))
+            continue
+        with open(mine, 'rb') as a, open(os.path.join(scratch, f), 'rb') as b:
+            same = a.read() == b.read()
+        results.append(core.Result(f'check: overlay {f}', same,
+                                   '' if same else 'differs from the patched tree'))
+    for f in repo_overlay_files():
+        if f not in added:
+            results.append(core.Result(f'check: overlay {f}', False,
+                                       'in the repo but not added by the series'))
+    for name in series.patches:
+        p = run(['perl', 'scripts/checkpatch.pl', '--strict', '--no-summary', '--terse',
+                 '--ignore', ','.join(CHECKPATCH_IGNORE), os.path.join(PATCHES, name)],
+                cwd=scratch, capture=True, check=False)
+        msgs = [ln for ln in p.stdout.splitlines() if re.search(r'\b(ERROR|WARNING|CHECK):', ln)]
+        results.append(core.Result(f'checkpatch --strict {name}', p.returncode == 0 and not msgs,
+                                   '; '.join(msgs)[:500]))
+    return results
+
+
+def cmd_check(args):
+    P = require_source()
+    results = check_results(P)
+    for r in results:
+        print(r.line(), flush=True)
+    print(core.summary_line(results))
+    if any(r.ok is False for r in results):
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------
+# build
+
+def build_dir(P, vanilla, config):
+    return os.path.join(P['build'], f'{"vanilla" if vanilla else "patched"}-{config}')
+
+
+def fragments(config):
+    if config not in CONFIGS:
+        raise WorkbenchError(f'unknown config {config!r}; known: {", ".join(CONFIGS)}')
+    out = []
+    for f in CONFIGS[config]:
+        path = os.path.join(CI_KERNEL, f)
+        if not os.path.isfile(path):
+            raise WorkbenchError(f'config fragment {path} is missing')
+        out.append(path)
+    return out
+
+
+def make_cmd(out, *targets, jobs=None):
+    cmd = ['make', f'O={out}']
+    if jobs:
+        cmd.append(f'-j{jobs}')
+    return cmd + list(targets)
+
+
+def configure(tree, out, config, log):
+    frags = fragments(config)
+    os.makedirs(out, exist_ok=True)
+    run(make_cmd(out, 'rustavailable'), cwd=tree, log=log,
+        what='make rustavailable (Rust toolchain for the kernel; run `tools/workbench setup`)')
+    run(make_cmd(out, 'tinyconfig'), cwd=tree, log=log, what='make tinyconfig')
+    run(['scripts/kconfig/merge_config.sh', '-m', '-O', out, os.path.join(out, '.config'),
+         *frags], cwd=tree, log=log, what='merge_config.sh')
+    run(make_cmd(out, 'olddefconfig'), cwd=tree, log=log, what='make olddefconfig')
+    texts = []
+    for f in frags:
+        with open(f) as fh:
+            texts.append((os.path.relpath(f, REPO), fh.read()))
+    with open(os.path.join(out, '.config')) as fh:
+        problems = core.verify_config(texts, fh.read())
+    if problems:
+        raise WorkbenchError('Kconfig dropped options the fragments ask for:\n  '
+                             + '\n  '.join(problems))
+
+
+def progress_wait(proc, log, label, interval=30):
+    start = time.time()
+    while True:
+        try:
+            proc.wait(timeout=interval)
+            return proc.returncode
+        except subprocess.TimeoutExpired:
+            last = ''
+            for ln in reversed(tail(log, 5).splitlines()):
+                if ln.strip():
+                    last = ln.strip()[:100]
+                    break
+            say(f'{label}: {int(time.time() - start)}s ... {last}')
+
+
+def cmd_build(args):
+    P = require_source()
+    return build(P, args.vanilla, args.config, args.jobs)
+
+
+def build(P, vanilla, config, jobs=None):
+    tree = P['vanilla'] if vanilla else P['linux']
+    out = build_dir(P, vanilla, config)
+    os.makedirs(P['logs'], exist_ok=True)
+    kind = 'vanilla' if vanilla else 'patched'
+    log = os.path.join(P['logs'], f'build-{kind}-{config}.log')
+    with open(log, 'w'):
+        pass
+    t0 = time.time()
+    configure(tree, out, config, log)
+    jobs = jobs or os.cpu_count() or 2
+    say(f'building {kind} {config} in {out} (-j{jobs}, log {log})')
+    with open(log, 'ab') as fh:
+        proc = subprocess.Popen(make_cmd(out, 'bzImage', 'modules', jobs=jobs), cwd=tree,
+                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        rc = progress_wait(proc, log, f'build {kind} {config}')
+    if rc != 0:
+        raise WorkbenchError(f'build of {kind} {config} failed (exit {rc}); see {log}:\n'
+                             + tail(log, 30))
+    mods = os.path.join(out, 'modinstall')
+    shutil.rmtree(mods, ignore_errors=True)
+    run(make_cmd(out, 'modules_install', f'INSTALL_MOD_PATH={mods}', 'INSTALL_MOD_STRIP=1'),
+        cwd=tree, log=log, what='make modules_install')
+    say(f'built {kind} {config} in {time.time() - t0:.0f}s: {out}/arch/x86/boot/bzImage')
+    return out
+
+
+# ---------------------------------------------------------------------------
+# boot
+
+INIT = r'''#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mkdir -p /proc /sys /dev /tmp /root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+ln -sf /proc/self/fd /dev/fd 2>/dev/null
+cd /root
+echo WB-GUEST-START
+sh /wb/cmd.sh
+echo "WB-GUEST-EXIT $?"
+sync
+reboot -f
+'''
+
+
+def build_initramfs(P, out, tree, cmd, dest):
+    c = Cpio()
+    for d in ('bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'root',
+              'etc', 'lib', 'wb'):
+        c.dir(d)
+    c.chardev('dev/console', 5, 1)
+    c.chardev('dev/null', 1, 3, 0o666)
+    busybox = shutil.which('busybox') or '/bin/busybox'
+    if not os.path.isfile(busybox):
+        raise WorkbenchError('busybox not found (busybox-static; run `tools/workbench setup`)')
+    with open(busybox, 'rb') as fh:
+        c.file('bin/busybox', fh.read(), 0o755)
+    c.symlink('bin/sh', 'busybox')
+    c.file('init', INIT.encode(), 0o755)
+    c.file('etc/passwd', b'root:x:0:0:root:/root:/bin/sh\n')
+    for f in sorted(os.listdir(GUEST)):
+        with open(os.path.join(GUEST, f), 'rb') as fh:
+            c.file(f'wb/{f}', fh.read(), 0o755)
+    c.file('wb/cmd.sh', (cmd + '\n').encode(), 0o755)
+    mods = os.path.join(out, 'modinstall', 'lib', 'modules')
+    if os.path.isdir(mods):
+        c.tree(mods, 'lib/modules')
+    ftrace_st = os.path.join(tree, 'tools', 'testing', 'selftests', 'ftrace')
+    if os.path.isdir(ftrace_st):
+        c.dir('selftests')
+        c.tree(ftrace_st, 'selftests/ftrace')
+    with open(dest, 'wb') as fh:
+        fh.write(c.bytes())
+
+
+class BootResult:
+    def __init__(self, log_path, text, timed_out, exit_status, elapsed):
+        self.log_path = log_path
+        self.text = text
+        self.timed_out = timed_out
+        self.exit_status = exit_status
+        self.elapsed = elapsed
+        self.splats = core.find_splats(text)
+
+    def problems(self):
+        out = []
+        if self.timed_out:
+            out.append(f'timed out after {self.elapsed:.0f}s')
+        if self.exit_status is None and not self.timed_out:
+            out.append('the guest command never finished (kernel died?)')
+        elif self.exit_status:
+            out.append(f'the guest command exited {self.exit_status}')
+        for kind, line in self.splats[:5]:
+            out.append(f'{kind}: {line}')
+        return out
+
+
+def qemu_boot(P, out, tree, cmd, name, timeout, echo=False, append=''):
+    bz = os.path.join(out, 'arch', 'x86', 'boot', 'bzImage')
+    if not os.path.isfile(bz):
+        raise WorkbenchError(f'{bz} does not exist: run `tools/workbench build` first')
+    qemu = shutil.which('qemu-system-x86_64')
+    if not qemu:
+        raise WorkbenchError('qemu-system-x86_64 not found (run `tools/workbench setup`)')
+    os.makedirs(P['boot'], exist_ok=True)
+    os.makedirs(P['logs'], exist_ok=True)
+    initrd = os.path.join(P['boot'], f'{name}.cpio')
+    build_initramfs(P, out, tree, cmd, initrd)
+    log_path = os.path.join(P['logs'], f'boot-{name}.log')
+    # -accel tcg: a nested KVM guest hangs at kernel entry on these machines.
+    argv = [qemu, '-accel', 'tcg', '-m', '2048', '-smp', '2', '-nographic', '-no-reboot',
+            '-monitor', 'none', '-serial', 'stdio', '-kernel', bz, '-initrd', initrd,
+            '-append', f'console=ttyS0 panic=-1 oops=panic loglevel=7 {append}'.strip()]
+    say(f'booting {name} under QEMU/TCG (timeout {timeout}s, console log {log_path})')
+    t0 = time.time()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    chunks = []
+
+    def reader():
+        with open(log_path, 'wb') as fh:
+            for line in proc.stdout:
+                fh.write(line)
+                fh.flush()
+                chunks.append(line)
+                if echo:
+                    sys.stdout.write(line.decode(errors='replace'))
+                    sys.stdout.flush()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        proc.wait()
+    t.join(timeout=10)
+    text = b''.join(chunks).decode(errors='replace')
+    return BootResult(log_path, text, timed_out, core.guest_exit_status(text), time.time() - t0)
+
+
+def cmd_boot(args):
+    P = require_source()
+    if args.vng:
+        return vng_boot(P, args)
+    tree = P['vanilla'] if args.vanilla else P['linux']
+    out = build_dir(P, args.vanilla, args.config)
+    cmd = args.exec or 'uname -a; cat /proc/cmdline'
+    name = f'{"vanilla" if args.vanilla else "patched"}-{args.config}'
+    res = qemu_boot(P, out, tree, cmd, name, args.timeout, echo=not args.quiet)
+    problems = res.problems()
+    if problems:
+        raise WorkbenchError(f'boot {name} failed ({res.log_path}):\n  ' + '\n  '.join(problems))
+    say(f'boot {name}: guest command exited 0 in {res.elapsed:.0f}s; no splat in the log')
+
+
+def vng_boot(P, args):
+    venv = os.path.join(P['cache'], 'venv-vng')
+    vng = os.path.join(venv, 'bin', 'vng')
+    if not os.path.isfile(vng):
+        say('installing virtme-ng into ' + venv)
+        run([sys.executable, '-m', 'venv', venv], what='python3 -m venv')
+        run([os.path.join(venv, 'bin', 'pip'), 'install', '-q', 'virtme-ng'],
+            what='pip install virtme-ng')
+    out = build_dir(P, args.vanilla, 'vng')
+    bz = os.path.join(out, 'arch', 'x86', 'boot', 'bzImage')
+    if not os.path.isfile(bz):
+        raise WorkbenchError(f'{bz} does not exist: run `tools/workbench build --config vng`')
+    cmd = args.exec or 'uname -a'
+    env = {'PATH': os.path.join(venv, 'bin') + ':' + tool_env()['PATH']}
+    argv = [vng, '--run', bz, '--disable-kvm', '--verbose', '--exec', cmd]
+    say('vng ' + ' '.join(argv[1:]))
+    try:
+        p = subprocess.run(argv, env={**tool_env(), **env}, timeout=args.timeout,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise WorkbenchError(f'vng did not return within {args.timeout}s')
+    if p.returncode != 0:
+        raise WorkbenchError(f'vng exited {p.returncode}')
+
+
+# ---------------------------------------------------------------------------
+# test
+
+def kunit_results(P, tree, res):
+    """Run the base tree's own `kunit.py parse` over the console log."""
+    kunit = os.path.join(tree, 'tools', 'testing', 'kunit', 'kunit.py')
+    with tempfile.NamedTemporaryFile('r', suffix='.json') as js:
+        p = run([sys.executable, kunit, 'parse', '--json', js.name, res.log_path],
+                capture=True, check=False)
+        text = js.read()
+    if not text.strip():
+        raise WorkbenchError(f'kunit.py parse gave no JSON (exit {p.returncode}): '
+                             + (p.stderr or p.stdout).strip()[-300:])
+    return core.kunit_results_from_json(text)
+
+
+def boot_results(P, out, tree, label, script, timeout):
+    """Boot, then turn the console log into one result per KUnit case, startup test and
+    guest test, plus one for the boot itself (clean exit, no splat)."""
+    res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout)
+    results = []
+    problems = res.problems()
+    results.append(core.Result(f'{label}: boot clean, guest script finished',
+                               not problems, '; '.join(problems)[:600]))
+    try:
+        results += [core.Result(f'{label}: {r.name}', r.ok, r.why)
+                    for r in kunit_results(P, tree, res)]
+    except WorkbenchError as e:
+        results.append(core.Result(f'{label}: kunit', False, str(e)))
+    startup = core.parse_startup_tests(res.text)
+    if not startup:
+        results.append(core.Result(f'{label}: startup tests', False,
+                                   'no FTRACE_STARTUP_TEST result in the console log'))
+    results += [core.Result(f'{label}: {r.name}', r.ok, r.why) for r in startup]
+    guest = core.parse_guest_tests(res.text)
+    if not guest:
+        results.append(core.Result(f'{label}: guest tests', False, 'no WB-TEST line in the log'))
+    results += [core.Result(f'{label}: {r.name}', r.ok, r.why) for r in guest]
+    return results
+
+
+def unit_test_results():
+    import unittest
+    loader = unittest.TestLoader()
+    suite = loader.discover(os.path.join(TOOLS, 'wb'), pattern='test_*.py',
+                            top_level_dir=TOOLS)
+    results = []
+
+    class Collect(unittest.TestResult):
+        def addSuccess(self, test):
+            results.append(core.Result(f'workbench: {test.id()}', True))
+
+        def addFailure(self, test, err):
+            results.append(core.Result(f'workbench: {test.id()}', False,
+                                       self._exc_info_to_string(err, test).strip().splitlines()[-1]))
+
+        addError = addFailure
+
+    suite.run(Collect())
+    if not results:
+        results.append(core.Result('workbench: unit tests', False, 'none found'))
+    return results
+
+
+class Steps:
+    """Runs test steps, each producing results; a step that raises becomes one failure."""
+
+    def __init__(self):
+        self.results = []
+        self.times = []
+
+    def step(self, name, fn):
+        t0 = time.time()
+        say(f'test step: {name}')
+        try:
+            got = fn()
+            if got is None:
+                got = [core.Result(name, True)]
+            ok = all(r.ok is not False for r in got)
+        except WorkbenchError as e:
+            got = [core.Result(name, False, str(e).replace('\n', ' | ')[:800])]
+            ok = False
+        for r in got:
+            print(r.line(), flush=True)
+        self.results += got
+        self.times.append((name, time.time() - t0))
+        return ok
+
+
+def cmd_test(args):
+    s = Steps()
+    s.step('setup', lambda: cmd_setup(args))
+    s.step('workbench unit tests', unit_test_results)
+    have_source = s.step('source', lambda: (cmd_source(argparse.Namespace(update=False)), None)[1])
+    P = paths()
+    if have_source:
+        s.step('check', lambda: check_results(require_source()))
+        applied = s.step('apply', lambda: cmd_apply(argparse.Namespace(force=False)))
+    else:
+        applied = False
+    for config in args.configs:
+        label = f'patched-{config}'
+        built = applied and s.step(f'build {label}', lambda c=config: (build(P, False, c), None)[1])
+        if built:
+            tree = P['linux']
+            out = build_dir(P, False, config)
+            s.step(f'boot {label}',
+                   lambda o=out, lb=label, t=tree: boot_results(P, o, t, lb, 'test.sh',
+                                                                args.timeout))
+        else:
+            s.results.append(core.Result(f'boot {label}', False, 'not run: no kernel was built'))
+            print(s.results[-1].line(), flush=True)
+    for name, secs in s.times:
+        say(f'time: {name}: {secs:.0f}s')
+    say(f'time: total {sum(t for _, t in s.times):.0f}s')
+    print(core.summary_line(s.results), flush=True)
+    if any(r.ok is False for r in s.results):
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------
+# demo
+
+def cmd_demo(args):
+    cmd_setup(args)
+    cmd_source(argparse.Namespace(update=False))
+    cmd_apply(argparse.Namespace(force=args.force))
+    P = paths()
+    out = build(P, False, 'default')
+    res = qemu_boot(P, out, P['linux'], f'sh /wb/demo.sh {args.instances}', 'demo',
+                    args.timeout, echo=False)
+    shown = False
+    for raw in res.text.splitlines():
+        line = core.strip_console_prefix(raw)
+        if line.startswith('WB-DEMO'):
+            shown = True
+        if shown and not line.startswith('WB-GUEST-EXIT'):
+            print(line[len('WB-DEMO '):] if line.startswith('WB-DEMO ') else line)
+        if line.startswith('WB-DEMO-END'):
+            shown = False
+    problems = res.problems()
+    if problems:
+        raise WorkbenchError(f'demo boot failed ({res.log_path}):\n  ' + '\n  '.join(problems))
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog='tools/workbench', description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest='cmd', metavar='COMMAND')
+    sub.required = True
+
+    sub.add_parser('setup', help='install the toolchain, QEMU and the Debian sources (idempotent)')
+    p = sub.add_parser('source', help=f'download {PACKAGE} and commit it as the base work tree')
+    p.add_argument('--update', action='store_true', help='download the newest package again')
+    p = sub.add_parser('apply', help='reset the work tree to the base and git am patches/series')
+    p.add_argument('--force', action='store_true', help='drop work-tree commits not in patches/')
+    p = sub.add_parser('build', help='configure from ci/kernel fragments and build bzImage')
+    p.add_argument('--vanilla', action='store_true', help='build the base tree without the series')
+    p.add_argument('--config', default='default', choices=sorted(CONFIGS))
+    p.add_argument('-j', '--jobs', type=int)
+    p = sub.add_parser('boot', help='boot the built kernel in QEMU and run a guest command')
+    p.add_argument('--vanilla', action='store_true')
+    p.add_argument('--config', default='default', choices=sorted(CONFIGS))
+    p.add_argument('--exec', metavar='CMD', help='guest shell command (default: uname -a)')
+    p.add_argument('--vng', action='store_true', help='boot through virtme-ng (config vng)')
+    p.add_argument('--timeout', type=int, default=600)
+    p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
+    p = sub.add_parser('test', help='run every test layer; ends with "N passed, N failed"')
+    p.add_argument('--configs', nargs='+', default=['default', 'os'], choices=sorted(CONFIGS))
+    p.add_argument('--timeout', type=int, default=900)
+    sub.add_parser('export', help='work-tree commits -> patches/ and the added files')
+    sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
+    p = sub.add_parser('demo', help='build and boot; show the trampolines and their memory')
+    p.add_argument('--instances', type=int, default=8)
+    p.add_argument('--timeout', type=int, default=900)
+    p.add_argument('--force', action='store_true', help='as for apply')
+
+    args = ap.parse_args(argv)
+    fn = {'setup': cmd_setup, 'source': cmd_source, 'apply': cmd_apply, 'build': cmd_build,
+          'boot': cmd_boot, 'test': cmd_test, 'export': cmd_export, 'check': cmd_check,
+          'demo': cmd_demo}[args.cmd]
+    try:
+        fn(args)
+    except WorkbenchError as e:
+        print(f'workbench: error: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

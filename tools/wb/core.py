@@ -1,0 +1,273 @@
+"""Pure logic of the workbench: series parsing, config verification, log analysis.
+
+Nothing here runs a command or touches the cache; everything takes text and returns
+values or raises WorkbenchError, so tools/wb/test_core.py can test it on fixtures.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+
+class WorkbenchError(Exception):
+    """An error the user must act on; printed without a traceback, exit status 1."""
+
+
+# ---------------------------------------------------------------------------
+# patches/series
+
+@dataclass
+class Series:
+    patches: list          # file names, in order
+    package_version: str   # linux-source-7.3 version last exported against, or None
+
+
+SERIES_VERSION_RE = re.compile(r'^#\s*linux-source-7\.3\s+(\S+)\s*$')
+PATCH_NAME_RE = re.compile(r'^\d{4}-[A-Za-z0-9._-]+\.patch$')
+
+
+def parse_series(text, present_files):
+    """Parse patches/series against the *.patch files present in patches/.
+
+    Blank lines and '#' comments are ignored; a comment '# linux-source-7.3 VERSION'
+    records the package version. Every entry must name an existing file, once; every
+    NNNN-*.patch file (other than the cover letter 0000-*) must be listed.
+    """
+    patches = []
+    version = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith('#'):
+            m = SERIES_VERSION_RE.match(line)
+            if m:
+                version = m.group(1)
+            continue
+        if len(line.split()) != 1:
+            raise WorkbenchError(f'patches/series:{lineno}: expected one file name, got {line!r}')
+        if not PATCH_NAME_RE.match(line):
+            raise WorkbenchError(f'patches/series:{lineno}: {line!r} is not a NNNN-name.patch file')
+        if line in patches:
+            raise WorkbenchError(f'patches/series:{lineno}: {line} is listed twice')
+        if line not in present_files:
+            raise WorkbenchError(f'patches/series:{lineno}: {line} is listed but patches/{line} does not exist')
+        patches.append(line)
+    unlisted = sorted(f for f in present_files
+                      if f.endswith('.patch') and not f.startswith('0000-') and f not in patches)
+    if unlisted:
+        raise WorkbenchError('patches/ has files not in patches/series: ' + ', '.join(unlisted))
+    return Series(patches, version)
+
+
+def format_series(patches, package_version):
+    lines = ['# Applied with `git am` in this order onto the base tree from Debian\'s',
+             '# linux-source-7.3 package (tools/workbench source). Last exported against:',
+             f'# linux-source-7.3 {package_version}']
+    return '\n'.join(lines + list(patches)) + '\n'
+
+
+# ---------------------------------------------------------------------------
+# Kconfig fragments
+
+CONFIG_SET_RE = re.compile(r'^(CONFIG_[A-Za-z0-9_]+)=(.*)$')
+CONFIG_UNSET_RE = re.compile(r'^# (CONFIG_[A-Za-z0-9_]+) is not set$')
+
+
+def parse_config(text):
+    """Map CONFIG_X -> value ('n' for '# CONFIG_X is not set'); last one wins."""
+    values = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = CONFIG_SET_RE.match(line)
+        if m:
+            values[m.group(1)] = m.group(2)
+            continue
+        m = CONFIG_UNSET_RE.match(line)
+        if m:
+            values[m.group(1)] = 'n'
+    return values
+
+
+def verify_config(fragments, dotconfig_text):
+    """Return a list of 'CONFIG_X: asked y, got n' for every option Kconfig dropped.
+
+    fragments: list of (name, text), later fragments override earlier ones.
+    """
+    wanted = {}
+    origin = {}
+    for name, text in fragments:
+        for key, val in parse_config(text).items():
+            wanted[key] = val
+            origin[key] = name
+    have = parse_config(dotconfig_text)
+    problems = []
+    for key in sorted(wanted):
+        want = wanted[key]
+        got = have.get(key, 'n')
+        if want != got:
+            problems.append(f'{key}: {origin[key]} asks {want}, .config has {got}')
+    return problems
+
+
+# ---------------------------------------------------------------------------
+# Console log analysis
+
+# Each is a sign of a kernel bug; a boot whose log has one fails.
+SPLAT_PATTERNS = [
+    ('panic', re.compile(r'Kernel panic - not syncing')),
+    ('oops', re.compile(r'\bOops: |general protection fault|BUG: unable to handle')),
+    ('bug', re.compile(r'\bBUG: |kernel BUG at')),
+    ('warning', re.compile(r'WARNING: |-+\[ cut here \]-+')),
+    ('lockdep', re.compile(r'possible (recursive|circular) locking|inconsistent lock state|'
+                           r'suspicious RCU usage|lock held when returning')),
+    ('hung task', re.compile(r'INFO: task .* blocked for more than')),
+    ('rcu stall', re.compile(r'rcu_\w+ detected stalls|rcu: INFO: ')),
+    ('sanitizer', re.compile(r'\b(UBSAN|KASAN|KCSAN|KFENCE): ')),
+    ('memory leak', re.compile(r'kmemleak: \d+ new suspected memory leaks')),
+    ('ftrace bug', re.compile(r'ftrace faulted|ftrace failed to modify|ftrace record flags')),
+    ('W+X', re.compile(r'x86/mm: Found insecure W\+X mapping')),
+]
+
+CONSOLE_PREFIX_RE = re.compile(r'^\[\s*\d+\.\d+\]\s?')
+
+
+def strip_console_prefix(line):
+    return CONSOLE_PREFIX_RE.sub('', line.rstrip('\r\n'))
+
+
+def find_splats(log_text):
+    """Return [(kind, line)] for every line that shows a kernel bug."""
+    found = []
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw)
+        for kind, pat in SPLAT_PATTERNS:
+            if pat.search(line):
+                found.append((kind, line))
+                break
+    return found
+
+
+GUEST_EXIT_RE = re.compile(r'^WB-GUEST-EXIT (\d+)$')
+
+
+def guest_exit_status(log_text):
+    """The guest command's exit status, or None if it never finished."""
+    status = None
+    for raw in log_text.splitlines():
+        m = GUEST_EXIT_RE.match(strip_console_prefix(raw))
+        if m:
+            status = int(m.group(1))
+    return status
+
+
+@dataclass
+class Result:
+    name: str
+    ok: object      # True, False, or None for a test the kernel itself skipped
+    why: str = ''
+
+    def line(self):
+        word = {True: 'PASS', False: 'FAIL', None: 'SKIP'}[self.ok]
+        return f'{word} {self.name}' + (f': {self.why}' if self.why else '')
+
+
+# ftrace startup self tests (kernel/trace/trace_selftest.c, trace_events.c, trace_kprobe.c):
+#   "Testing tracer function: PASSED", "Testing dynamic ftrace ops #1: (1 0 1 1 0) ... PASSED",
+#   "Testing event sched_switch: OK", "Testing kprobe tracing: OK", "... FAILED!" / "FAILED"
+STARTUP_TEST_RE = re.compile(r'^(?:[a-z_]+: )?(Testing [^:]+?|Running tests? on [^:]+?):(.*)$')
+STARTUP_OK_RE = re.compile(r'\b(PASSED|OK)\s*$')
+STARTUP_FAIL_RE = re.compile(r'FAIL|[Ee]rror|BUG')
+
+
+def parse_startup_tests(log_text):
+    """Results of the ftrace startup self tests printed on the console.
+
+    A test whose line has no verdict (the kernel died in it) counts as failed.
+    """
+    results = []
+    seen = {}
+    lines = [strip_console_prefix(raw) for raw in log_text.splitlines()]
+    for i, line in enumerate(lines):
+        m = STARTUP_TEST_RE.match(line)
+        if not m:
+            continue
+        name, rest = m.group(1).strip(), m.group(2).strip()
+        if name.startswith('Running tests'):
+            continue
+        # The event tests run twice, the second time with the function tracer on.
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f'{name} (run {seen[name]})'
+        if STARTUP_OK_RE.search(rest):
+            results.append(Result(f'startup: {name}', True))
+            continue
+        if STARTUP_FAIL_RE.search(rest):
+            results.append(Result(f'startup: {name}', False, rest))
+            continue
+        # The verdict can come on a later line when other messages interleave.
+        verdict = None
+        for later in lines[i + 1:i + 40]:
+            if STARTUP_TEST_RE.match(later):
+                break
+            if later.strip() in ('PASSED', 'OK') or STARTUP_OK_RE.match(later.strip()):
+                verdict = True
+                break
+            if STARTUP_FAIL_RE.match(later.strip()):
+                verdict = False
+                break
+        if verdict is None:
+            results.append(Result(f'startup: {name}', False, 'no verdict (kernel died or hung in it?)'))
+        else:
+            results.append(Result(f'startup: {name}', verdict, '' if verdict else rest))
+    return results
+
+
+GUEST_TEST_RE = re.compile(r'^WB-TEST (PASS|FAIL) (.+?)(?: \| (.*))?$')
+
+
+def parse_guest_tests(log_text, prefix='guest'):
+    """Lines 'WB-TEST PASS name' / 'WB-TEST FAIL name | why' printed by guest scripts."""
+    results = []
+    for raw in log_text.splitlines():
+        m = GUEST_TEST_RE.match(strip_console_prefix(raw))
+        if m:
+            results.append(Result(f'{prefix}: {m.group(2).strip()}', m.group(1) == 'PASS',
+                                  (m.group(3) or '').strip()))
+    return results
+
+
+def kunit_results_from_json(text):
+    """Flatten the JSON of `kunit.py parse --json` into one Result per test case."""
+    data = json.loads(text)
+    results = []
+
+    def walk(node, path):
+        name = node.get('name') or ''
+        sub = node.get('sub_groups') or []
+        cases = node.get('test_cases') or []
+        here = path + [name] if name else path
+        for case in cases:
+            status = case.get('status', '')
+            full = '.'.join(here + [case.get('name', '?')])
+            if status == 'SKIP':
+                # Listed, but counted neither as passed nor as failed.
+                results.append(Result(f'kunit: {full}', None, 'skipped'))
+            else:
+                results.append(Result(f'kunit: {full}', status == 'PASS',
+                                      '' if status == 'PASS' else status.lower()))
+        for g in sub:
+            walk(g, here)
+
+    tests = data.get('test_cases') or []
+    groups = data.get('sub_groups') or []
+    if not tests and not groups:
+        raise WorkbenchError('kunit.py parse found no KUnit test in the console log')
+    walk({'name': '', 'sub_groups': groups, 'test_cases': tests}, [])
+    return results
+
+
+def summary_line(results):
+    passed = sum(1 for r in results if r.ok is True)
+    failed = sum(1 for r in results if r.ok is False)
+    return f'{passed} passed, {failed} failed'

@@ -1,0 +1,268 @@
+"""Unit tests of the workbench itself, on fixtures. Run by `tools/workbench test`
+(or `python3 -m unittest discover -s tools/wb -t tools`)."""
+
+import contextlib
+import io
+import json
+import os
+import stat
+import subprocess
+import tempfile
+import unittest
+from unittest import mock
+
+from wb import cli
+from wb import core
+from wb.core import WorkbenchError
+from wb.cpio import Cpio
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding='utf-8', errors='replace') as fh:
+        return fh.read()
+
+
+class TestSeries(unittest.TestCase):
+    FILES = {'series', '0001-x86-ftrace-fix.patch', '0002-rust-add.patch'}
+
+    def test_order_and_version(self):
+        s = core.parse_series('# linux-source-7.3 7.3.4-1~bpo13+1\n\n0002-rust-add.patch\n'
+                              '0001-x86-ftrace-fix.patch\n', self.FILES)
+        self.assertEqual(s.patches, ['0002-rust-add.patch', '0001-x86-ftrace-fix.patch'])
+        self.assertEqual(s.package_version, '7.3.4-1~bpo13+1')
+
+    def test_missing_file(self):
+        with self.assertRaisesRegex(WorkbenchError, r'series:2: 0003-gone.patch is listed but'):
+            core.parse_series('0001-x86-ftrace-fix.patch\n0003-gone.patch\n0002-rust-add.patch\n',
+                              self.FILES)
+
+    def test_unlisted_file(self):
+        with self.assertRaisesRegex(WorkbenchError, r'not in patches/series: 0002-rust-add.patch'):
+            core.parse_series('0001-x86-ftrace-fix.patch\n', self.FILES)
+
+    def test_cover_letter_need_not_be_listed(self):
+        s = core.parse_series('0001-x86-ftrace-fix.patch\n0002-rust-add.patch\n',
+                              self.FILES | {'0000-cover-letter.patch'})
+        self.assertEqual(len(s.patches), 2)
+
+    def test_duplicate_and_malformed(self):
+        with self.assertRaisesRegex(WorkbenchError, 'listed twice'):
+            core.parse_series('0001-x86-ftrace-fix.patch\n0001-x86-ftrace-fix.patch\n', self.FILES)
+        with self.assertRaisesRegex(WorkbenchError, 'expected one file name'):
+            core.parse_series('0001-x86-ftrace-fix.patch -p1\n', self.FILES)
+        with self.assertRaisesRegex(WorkbenchError, 'is not a NNNN-name.patch'):
+            core.parse_series('fix.diff\n', self.FILES | {'fix.diff'})
+
+    def test_format_round_trip(self):
+        names = ['0001-x86-ftrace-fix.patch', '0002-rust-add.patch']
+        s = core.parse_series(core.format_series(names, '7.3.5-1'), self.FILES)
+        self.assertEqual((s.patches, s.package_version), (names, '7.3.5-1'))
+
+
+class TestConfig(unittest.TestCase):
+    def test_dropped_option_is_named(self):
+        frags = [('base.config', 'CONFIG_RUST=y\nCONFIG_KUNIT=y\n# CONFIG_FOO is not set\n')]
+        dot = 'CONFIG_KUNIT=y\n# CONFIG_RUST is not set\n'
+        self.assertEqual(core.verify_config(frags, dot),
+                         ['CONFIG_RUST: base.config asks y, .config has n'])
+
+    def test_later_fragment_overrides(self):
+        frags = [('base.config', 'CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE=y\n'),
+                 ('os.config', '# CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE is not set\n'
+                               'CONFIG_CC_OPTIMIZE_FOR_SIZE=y\n')]
+        dot = ('# CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE is not set\n'
+               'CONFIG_CC_OPTIMIZE_FOR_SIZE=y\n')
+        self.assertEqual(core.verify_config(frags, dot), [])
+
+    def test_values_and_absent_unset(self):
+        frags = [('f', 'CONFIG_NR_CPUS=4\n# CONFIG_X is not set\n')]
+        self.assertEqual(core.verify_config(frags, 'CONFIG_NR_CPUS=4\n'), [])
+        self.assertEqual(core.verify_config(frags, 'CONFIG_NR_CPUS=64\n'),
+                         ['CONFIG_NR_CPUS: f asks 4, .config has 64'])
+        self.assertEqual(core.verify_config(frags, 'CONFIG_NR_CPUS=4\nCONFIG_X=y\n'),
+                         ['CONFIG_X: f asks n, .config has y'])
+
+    def test_shipped_fragments_parse(self):
+        for name in ('base.config', 'optimize-size.config', 'vng.config'):
+            with open(os.path.join(cli.CI_KERNEL, name)) as fh:
+                self.assertTrue(core.parse_config(fh.read()), name)
+        with open(os.path.join(cli.CI_KERNEL, 'base.config')) as fh:
+            base = core.parse_config(fh.read())
+        for opt in ('RUST', 'FTRACE', 'FUNCTION_TRACER', 'DYNAMIC_FTRACE', 'FTRACE_STARTUP_TEST',
+                    'KPROBES', 'OPTPROBES', 'KPROBES_ON_FTRACE', 'KPROBE_EVENTS', 'FPROBE',
+                    'KALLSYMS_ALL', 'DEBUG_FS', 'UNWINDER_ORC', 'KUNIT', 'KPROBES_SANITY_TEST',
+                    'FPROBE_SANITY_TEST', 'FUNCTION_GRAPH_TRACER', 'CC_OPTIMIZE_FOR_PERFORMANCE'):
+            self.assertEqual(base.get('CONFIG_' + opt), 'y', opt)
+        self.assertIn(base.get('CONFIG_SAMPLE_FTRACE_OPS'), ('y', 'm'))
+
+
+class TestLog(unittest.TestCase):
+    def test_splats(self):
+        log = ('[    1.0] ok line\n'
+               '[    2.5] ------------[ cut here ]------------\n'
+               '[    2.5] WARNING: CPU: 0 PID: 1 at kernel/trace/ftrace.c:2000 ftrace_bug+0x1/0x2\n'
+               '[    3.0] BUG: kernel NULL pointer dereference, address: 0000000000000001\n'
+               '[    3.1] Oops: 0010 [#1] PREEMPT SMP\n'
+               '[    3.2] Kernel panic - not syncing: Fatal exception\n')
+        kinds = [k for k, _ in core.find_splats(log)]
+        self.assertEqual(kinds, ['warning', 'warning', 'bug', 'oops', 'panic'])
+
+    def test_lockdep_and_clean(self):
+        self.assertEqual(core.find_splats('[ 5.0] Testing tracer function: PASSED\n'), [])
+        kinds = [k for k, _ in core.find_splats(
+            '[ 9.1] WARNING: possible recursive locking detected\n'
+            '[ 9.2] INFO: task kworker/0:1:12 blocked for more than 120 seconds.\n'
+            '[ 9.3] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n')]
+        self.assertEqual(kinds, ['warning', 'hung task', 'rcu stall'])
+
+    def test_guest_exit(self):
+        self.assertIsNone(core.guest_exit_status('WB-GUEST-START\n[ 1.0] x\n'))
+        self.assertEqual(core.guest_exit_status('WB-GUEST-START\nWB-GUEST-EXIT 0\r\n'), 0)
+        self.assertEqual(core.guest_exit_status('WB-GUEST-EXIT 3\n'), 3)
+
+    def test_startup_tests(self):
+        log = ('[    0.9] Testing tracer function: PASSED\n'
+               '[    1.2] Testing dynamic ftrace: PASSED\n'
+               '[    1.5] Testing dynamic ftrace ops #1: \n'
+               '[    1.6] (1 0 1 0 0) \n'
+               '[    1.7] (1 1 2 0 0) \n'
+               '[    1.8] PASSED\n'
+               '[    2.0] Running tests on trace events:\n'
+               '[    2.1] Testing event sched_switch: OK\n'
+               '[    2.15] trace_kprobe: Testing kprobe tracing: OK\n'
+               '[    2.16] Running tests again, along with the function tracer\n'
+               '[    2.17] Testing event sched_switch: OK\n'
+               '[    2.2] Testing tracer function_graph: FAILED!\n'
+               '[    2.3] Testing ftrace recursion: \n')
+        got = [(r.name, r.ok) for r in core.parse_startup_tests(log)]
+        self.assertEqual(got, [('startup: Testing tracer function', True),
+                               ('startup: Testing dynamic ftrace', True),
+                               ('startup: Testing dynamic ftrace ops #1', True),
+                               ('startup: Testing event sched_switch', True),
+                               ('startup: Testing kprobe tracing', True),
+                               ('startup: Testing event sched_switch (run 2)', True),
+                               ('startup: Testing tracer function_graph', False),
+                               ('startup: Testing ftrace recursion', False)])
+
+    def test_startup_oops_is_failure(self):
+        log = ('[ 1.5] Testing dynamic ftrace ops #1: \n'
+               '[ 1.6] (1 0 1 1 0) \n'
+               '[ 1.7] BUG: kernel NULL pointer dereference, address: 0000000000000001\n'
+               '[ 1.8] Oops: 0010 [#1] SMP\n')
+        r = core.parse_startup_tests(log)
+        self.assertEqual([(x.name, x.ok) for x in r], [('startup: Testing dynamic ftrace ops #1', False)])
+
+    def test_guest_tests(self):
+        got = core.parse_guest_tests('WB-TEST PASS kprobe: add vfs_read+9\n'
+                                     '[ 3.0] WB-TEST FAIL kprobe: hit | grep failed\n'
+                                     'WB-TEST-NOT a test\n')
+        self.assertEqual([(r.name, r.ok, r.why) for r in got],
+                         [('guest: kprobe: add vfs_read+9', True, ''),
+                          ('guest: kprobe: hit', False, 'grep failed')])
+
+    def test_real_console_log(self):
+        log = fixture('boot-patched-default.log')
+        self.assertEqual(core.find_splats(log), [])
+        self.assertEqual(core.guest_exit_status(log), 0)
+        startup = core.parse_startup_tests(log)
+        self.assertGreater(len(startup), 10)
+        self.assertTrue(all(r.ok for r in startup), [r.line() for r in startup if not r.ok])
+        self.assertTrue(any(r.name == 'startup: Testing dynamic ftrace ops #1' for r in startup))
+        guest = core.parse_guest_tests(log)
+        self.assertGreater(len(guest), 5)
+
+
+class TestKunitJson(unittest.TestCase):
+    def test_flatten(self):
+        js = json.dumps({'name': 'KUnit Test Group', 'sub_groups': [
+            {'name': 'kprobes_test', 'sub_groups': [], 'test_cases': [
+                {'name': 'test_kprobe', 'status': 'PASS'},
+                {'name': 'test_kretprobe', 'status': 'FAIL'},
+                {'name': 'test_stacktrace_on_kretprobe', 'status': 'SKIP'}]},
+            {'name': 'fprobe_test', 'sub_groups': [], 'test_cases': [
+                {'name': 'test_fprobe', 'status': 'ERROR'}]}], 'test_cases': []})
+        got = [(r.name, r.ok) for r in core.kunit_results_from_json(js)]
+        self.assertEqual(got, [('kunit: kprobes_test.test_kprobe', True),
+                               ('kunit: kprobes_test.test_kretprobe', False),
+                               ('kunit: kprobes_test.test_stacktrace_on_kretprobe', None),
+                               ('kunit: fprobe_test.test_fprobe', False)])
+
+    def test_empty_is_error(self):
+        with self.assertRaisesRegex(WorkbenchError, 'no KUnit test'):
+            core.kunit_results_from_json('{"name": "KUnit Test Group", "sub_groups": [],'
+                                         ' "test_cases": []}')
+
+    def test_summary(self):
+        rs = [core.Result('a', True), core.Result('b', False), core.Result('c', None)]
+        self.assertEqual(core.summary_line(rs), '1 passed, 1 failed')
+        self.assertEqual([r.line() for r in rs], ['PASS a', 'FAIL b', 'SKIP c'])
+
+
+class TestCpio(unittest.TestCase):
+    def test_cpio_lists_back(self):
+        c = Cpio()
+        c.dir('dev')
+        c.chardev('dev/console', 5, 1)
+        c.file('init', b'#!/bin/sh\n', 0o755)
+        c.symlink('sh', 'busybox')
+        with self.assertRaises(ValueError):
+            c.file('init', b'')
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'x.cpio')
+            with open(path, 'wb') as fh:
+                fh.write(c.bytes())
+            out = subprocess.run(['cpio', '-itv', '--quiet', '-F', path], capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
+        self.assertEqual(len(out), 4)
+        self.assertTrue(out[1].startswith('crw-------') and '5,' in out[1], out[1])
+        self.assertTrue(out[2].startswith('-rwxr-xr-x') and out[2].endswith('init'), out[2])
+        self.assertTrue(out[3].startswith('lrwxrwxrwx') and out[3].endswith('sh -> busybox'))
+
+
+class TestCli(unittest.TestCase):
+    def run_main(self, argv):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                rc = cli.main(argv)
+            except SystemExit as e:
+                rc = e.code
+        return rc, err.getvalue()
+
+    def test_unknown_command_and_option(self):
+        self.assertEqual(self.run_main(['frobnicate'])[0], 2)
+        self.assertEqual(self.run_main(['build', '--config', 'nope'])[0], 2)
+        self.assertEqual(self.run_main([])[0], 2)
+
+    def test_help_lists_every_command(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            with self.assertRaises(SystemExit):
+                cli.main(['--help'])
+        for c in ('setup', 'source', 'apply', 'build', 'boot', 'test', 'export', 'check', 'demo'):
+            self.assertIn(c, out.getvalue())
+
+    def test_missing_source_is_clear_error(self):
+        with tempfile.TemporaryDirectory() as d, mock.patch.dict(os.environ, {'KWB_CACHE': d}):
+            for argv in (['apply'], ['build'], ['boot'], ['check'], ['export']):
+                rc, err = self.run_main(argv)
+                self.assertEqual(rc, 1, argv)
+                self.assertIn('no base tree', err)
+
+    def test_missing_tool_is_clear_error(self):
+        with self.assertRaisesRegex(WorkbenchError, 'no-such-tool-xyz: not found'):
+            cli.run(['no-such-tool-xyz'])
+
+    def test_failed_command_names_itself(self):
+        with self.assertRaisesRegex(WorkbenchError, r'false failed \(exit 1\)'):
+            cli.run(['false'])
+
+    def test_unknown_fragment_config(self):
+        with self.assertRaisesRegex(WorkbenchError, 'unknown config'):
+            cli.fragments('huge')
+
+
+if __name__ == '__main__':
+    unittest.main()
