@@ -319,6 +319,13 @@ def cmd_export(args):
     linux = P['linux']
     if git('status', '--porcelain', '--untracked-files=no', cwd=linux):
         raise WorkbenchError(f'{linux} has uncommitted changes: commit them first')
+    # Debian's top-level .gitignore ignores every new file ("/*"): a new source file
+    # left out of a commit would silently be missing from the series.
+    hidden = git('ls-files', '--others', '--ignored', '--exclude-standard', '--',
+                 *OVERLAY_DIRS, cwd=linux).split()
+    if hidden:
+        raise WorkbenchError('files ignored by the base\'s .gitignore are not committed '
+                             '(commit them with `git add -f`): ' + ', '.join(hidden))
     commits = git('rev-list', '--reverse', 'base..HEAD', cwd=linux).split()
     added = added_files(linux, 'HEAD')
     outside = [f for f in added if f.split('/')[0] not in OVERLAY_DIRS]
@@ -402,11 +409,15 @@ def build_dir(P, vanilla, config):
     return os.path.join(P['build'], f'{"vanilla" if vanilla else "patched"}-{config}')
 
 
-def fragments(config):
+# Merged last into every patched build: the options the series adds.
+SERIES_FRAGMENT = 'series.config'
+
+
+def fragments(config, vanilla=False):
     if config not in CONFIGS:
         raise WorkbenchError(f'unknown config {config!r}; known: {", ".join(CONFIGS)}')
     out = []
-    for f in CONFIGS[config]:
+    for f in CONFIGS[config] + ([] if vanilla else [SERIES_FRAGMENT]):
         path = os.path.join(CI_KERNEL, f)
         if not os.path.isfile(path):
             raise WorkbenchError(f'config fragment {path} is missing')
@@ -421,8 +432,8 @@ def make_cmd(out, *targets, jobs=None):
     return cmd + list(targets)
 
 
-def configure(tree, out, config, log):
-    frags = fragments(config)
+def configure(tree, out, config, log, vanilla):
+    frags = fragments(config, vanilla)
     os.makedirs(out, exist_ok=True)
     run(make_cmd(out, 'rustavailable'), cwd=tree, log=log,
         what='make rustavailable (Rust toolchain for the kernel; run `tools/workbench setup`)')
@@ -470,7 +481,7 @@ def build(P, vanilla, config, jobs=None):
     with open(log, 'w'):
         pass
     t0 = time.time()
-    configure(tree, out, config, log)
+    configure(tree, out, config, log, vanilla)
     jobs = jobs or os.cpu_count() or 2
     say(f'building {kind} {config} in {out} (-j{jobs}, log {log})')
     with open(log, 'ab') as fh:
@@ -713,6 +724,27 @@ def unit_test_results():
     return results
 
 
+CARGO_TEST_RE = re.compile(r'^test (\S+) \.\.\. (ok|FAILED|ignored)')
+
+
+def host_test_results():
+    """cargo test of tools/host: the pure kernel modules, built from the series' files."""
+    host = os.path.join(TOOLS, 'host')
+    p = run(['cargo', 'test', '--locked', '--', '--color', 'never'], cwd=host, capture=True,
+            check=False, env={'CARGO_TERM_COLOR': 'never'})
+    results = []
+    for line in p.stdout.splitlines():
+        m = CARGO_TEST_RE.match(line)
+        if m and m.group(2) != 'ignored':
+            results.append(core.Result(f'host: {m.group(1)}', m.group(2) == 'ok'))
+    if p.returncode != 0 and all(r.ok for r in results):
+        results.append(core.Result('host: cargo test', False,
+                                   (p.stderr or p.stdout).strip()[-500:]))
+    if not results:
+        results.append(core.Result('host: cargo test', False, 'no test ran'))
+    return results
+
+
 class Steps:
     """Runs test steps, each producing results; a step that raises becomes one failure."""
 
@@ -742,6 +774,7 @@ def cmd_test(args):
     s = Steps()
     s.step('setup', lambda: cmd_setup(args))
     s.step('workbench unit tests', unit_test_results)
+    s.step('host tests', host_test_results)
     have_source = s.step('source', lambda: (cmd_source(argparse.Namespace(update=False)), None)[1])
     P = paths()
     if have_source:

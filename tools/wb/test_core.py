@@ -85,7 +85,7 @@ class TestConfig(unittest.TestCase):
                          ['CONFIG_X: f asks n, .config has y'])
 
     def test_shipped_fragments_parse(self):
-        for name in ('base.config', 'optimize-size.config', 'vng.config'):
+        for name in ('base.config', 'optimize-size.config', 'vng.config', 'series.config'):
             with open(os.path.join(cli.CI_KERNEL, name)) as fh:
                 self.assertTrue(core.parse_config(fh.read()), name)
         with open(os.path.join(cli.CI_KERNEL, 'base.config')) as fh:
@@ -262,6 +262,13 @@ class TestCli(unittest.TestCase):
     def test_unknown_fragment_config(self):
         with self.assertRaisesRegex(WorkbenchError, 'unknown config'):
             cli.fragments('huge')
+
+    def test_series_fragment_only_for_patched(self):
+        names = lambda fs: [os.path.basename(f) for f in fs]
+        self.assertEqual(names(cli.fragments('os', vanilla=True)),
+                         ['base.config', 'optimize-size.config'])
+        self.assertEqual(names(cli.fragments('os')),
+                         ['base.config', 'optimize-size.config', 'series.config'])
 
 
 if __name__ == '__main__':

@@ -1,0 +1,231 @@
+//! Tests of kernel/execslot/placement.rs: unit tests and property tests against a
+//! reference model (one bool per granule, a list of live slots).
+
+use execslot_host::placement::*;
+use proptest::prelude::*;
+
+#[test]
+fn granule_rounding() {
+    assert_eq!(granules_for(0), Err(PlacementError::BadSize));
+    assert_eq!(granules_for(1), Ok(1));
+    assert_eq!(granules_for(15), Ok(1));
+    assert_eq!(granules_for(16), Ok(1));
+    assert_eq!(granules_for(17), Ok(2));
+    assert_eq!(granules_for(300), Ok(19));
+    assert_eq!(granules_for(PAGE_SIZE), Ok(GRANULES));
+    assert_eq!(granules_for(PAGE_SIZE + 1), Err(PlacementError::BadSize));
+}
+
+#[test]
+fn whole_page_then_full() {
+    let m = PageMap::new();
+    assert!(m.is_empty());
+    assert_eq!(m.alloc(GRANULES), Some(0));
+    assert_eq!(m.alloc(1), None);
+    assert_eq!(m.used_granules(), GRANULES);
+    assert_eq!(m.slot_at_offset(PAGE_SIZE - 1), Some((0, PAGE_SIZE)));
+    assert_eq!(m.slot_at_offset(PAGE_SIZE), None);
+    m.free(0, GRANULES).unwrap();
+    assert!(m.is_empty());
+    assert_eq!(m.largest_free_run(), GRANULES);
+}
+
+#[test]
+fn fifteen_byte_slots_fill_a_page() {
+    let m = PageMap::new();
+    let n = granules_for(15).unwrap();
+    let mut got = Vec::new();
+    while let Some(g) = m.alloc(n) {
+        got.push(g);
+    }
+    assert_eq!(got.len(), GRANULES);
+    assert_eq!(got, (0..GRANULES).collect::<Vec<_>>());
+    assert_eq!(m.slots(), GRANULES);
+}
+
+#[test]
+fn best_fit_prefers_the_tightest_hole() {
+    let m = PageMap::new();
+    let a = m.alloc(10).unwrap(); // 0..10
+    let b = m.alloc(3).unwrap(); // 10..13
+    let c = m.alloc(5).unwrap(); // 13..18
+    let _d = m.alloc(1).unwrap(); // 18..19
+    m.free(a, 10).unwrap(); // hole of 10 at 0
+    m.free(c, 5).unwrap(); // hole of 5 at 13
+    assert_eq!(b, 10);
+    // A request of 4 goes into the 5-hole, not the first (10) hole.
+    assert_eq!(m.alloc(4), Some(13));
+    // A request of 6 only fits in the 10-hole.
+    assert_eq!(m.alloc(6), Some(0));
+}
+
+#[test]
+fn lookup_edges() {
+    let m = PageMap::new();
+    let a = m.alloc(19).unwrap();
+    let b = m.alloc(19).unwrap();
+    assert_eq!((a, b), (0, 19));
+    let (off, size) = (b * GRANULE, 19 * GRANULE);
+    assert_eq!(m.slot_at_offset(off), Some((off, size)));
+    assert_eq!(m.slot_at_offset(off + size - 1), Some((off, size)));
+    assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
+    assert_eq!(m.slot_at_offset(off + size), None);
+    m.free(b, 19).unwrap();
+    assert_eq!(m.slot_at_offset(off), None);
+    assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
+}
+
+#[test]
+fn bad_frees_are_refused_and_change_nothing() {
+    let m = PageMap::new();
+    let a = m.alloc(8).unwrap();
+    let _b = m.alloc(8).unwrap();
+    assert_eq!(m.free(a + 1, 7), Err(PlacementError::NotASlot));
+    assert_eq!(m.free(a, 7), Err(PlacementError::NotASlot));
+    assert_eq!(m.free(a, 16), Err(PlacementError::NotASlot));
+    assert_eq!(m.free(100, 1), Err(PlacementError::NotASlot));
+    assert_eq!(m.free(GRANULES + 3, 1), Err(PlacementError::NotASlot));
+    assert_eq!(m.used_granules(), 16);
+    m.free(a, 8).unwrap();
+    assert_eq!(m.free(a, 8), Err(PlacementError::NotASlot), "double free");
+}
+
+#[test]
+fn zero_and_oversized_requests() {
+    let m = PageMap::new();
+    assert_eq!(m.alloc(0), None);
+    assert_eq!(m.alloc(GRANULES + 1), None);
+    assert!(m.is_empty());
+}
+
+/// The reference: a bool per granule and the live slots.
+#[derive(Default)]
+struct Model {
+    used: Vec<bool>,
+    slots: Vec<(usize, usize)>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self { used: vec![false; GRANULES], slots: Vec::new() }
+    }
+    fn runs(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut g = 0;
+        while g < GRANULES {
+            if self.used[g] {
+                g += 1;
+                continue;
+            }
+            let f = g;
+            while g < GRANULES && !self.used[g] {
+                g += 1;
+            }
+            out.push((f, g - f));
+        }
+        out
+    }
+    fn best_fit(&self, n: usize) -> Option<usize> {
+        self.runs()
+            .into_iter()
+            .filter(|&(_, l)| l >= n)
+            .min_by_key(|&(f, l)| (l, f))
+            .map(|(f, _)| f)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc(usize),
+    Free(usize),
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let size = prop_oneof![
+        3 => 1usize..=2,          // kprobe insn slots
+        2 => 8usize..=9,          // optprobe slots
+        3 => 13usize..=24,        // ftrace trampolines
+        1 => 1usize..=GRANULES,   // anything
+    ];
+    prop::collection::vec(
+        prop_oneof![2 => size.prop_map(Op::Alloc), 1 => any::<usize>().prop_map(Op::Free)],
+        1..400,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Against the model: the same placement, no overlap, exact accounting, every freed
+    /// granule reusable, lookups agree, an emptied page is seen as empty.
+    #[test]
+    fn matches_reference_model(ops in ops()) {
+        let m = PageMap::new();
+        let mut r = Model::new();
+        for op in ops {
+            match op {
+                Op::Alloc(n) => {
+                    let want = r.best_fit(n);
+                    let got = m.alloc(n);
+                    prop_assert_eq!(got, want, "alloc({})", n);
+                    if let Some(f) = got {
+                        prop_assert!(f + n <= GRANULES);
+                        for g in f..f + n {
+                            prop_assert!(!r.used[g], "overlap at granule {}", g);
+                            r.used[g] = true;
+                        }
+                        r.slots.push((f, n));
+                    } else {
+                        // Refused only when no free run is long enough.
+                        prop_assert!(m.largest_free_run() < n);
+                    }
+                }
+                Op::Free(i) => {
+                    if r.slots.is_empty() {
+                        prop_assert_eq!(m.free(0, 1).is_err(), !r.slots.contains(&(0, 1)));
+                        continue;
+                    }
+                    let (f, n) = r.slots.swap_remove(i % r.slots.len());
+                    prop_assert_eq!(m.free(f, n), Ok(()));
+                    for g in f..f + n {
+                        r.used[g] = false;
+                    }
+                }
+            }
+            prop_assert_eq!(m.used_granules(), r.used.iter().filter(|&&u| u).count());
+            prop_assert_eq!(m.slots(), r.slots.len());
+            prop_assert_eq!(m.is_empty(), r.slots.is_empty());
+            prop_assert_eq!(
+                m.largest_free_run(),
+                r.runs().iter().map(|&(_, l)| l).max().unwrap_or(0)
+            );
+        }
+        for g in 0..GRANULES {
+            let want = r.slots.iter().copied().find(|&(f, n)| g >= f && g < f + n);
+            prop_assert_eq!(m.slot_at(g), want, "slot_at({})", g);
+        }
+        for (f, n) in r.slots.drain(..) {
+            prop_assert_eq!(m.free(f, n), Ok(()));
+        }
+        prop_assert!(m.is_empty());
+        prop_assert_eq!(m.alloc(GRANULES), Some(0), "every freed granule is reusable");
+    }
+
+    /// Fragmentation bound: with best fit, filling a page with one size and freeing every
+    /// other slot never makes a request of that size fail while a hole of its size exists,
+    /// and a page whose free space is all in holes smaller than n granules is the only way
+    /// a request of n fails.
+    #[test]
+    fn refusal_only_without_a_fitting_hole(sizes in prop::collection::vec(1usize..=32, 1..200), n in 1usize..=32) {
+        let m = PageMap::new();
+        let mut live = Vec::new();
+        for s in sizes {
+            if let Some(f) = m.alloc(s) { live.push((f, s)); }
+        }
+        for (i, &(f, s)) in live.iter().enumerate() {
+            if i % 2 == 0 { m.free(f, s).unwrap(); }
+        }
+        let fits = m.largest_free_run() >= n;
+        prop_assert_eq!(m.alloc(n).is_some(), fits);
+    }
+}
