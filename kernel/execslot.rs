@@ -3,12 +3,464 @@
 //! Sub-page slots of executable memory.
 //!
 //! ftrace trampolines (200 to 400 bytes) and kprobes instruction slots (16 to 128 bytes)
-//! each take a whole page of executable memory today, or a cache of their own. This object
+//! each took a whole page of executable memory, or a cache of their own. This allocator
 //! hands out slots of any size up to a page, in [`placement::GRANULE`]-byte granules, from
-//! shared read-only executable pages. This first part is the placement logic; the pages,
-//! the writes through text_poke and the lookup follow.
+//! pages shared by every user of the same execmem type. The C API is in
+//! `include/linux/execslot.h`.
+//!
+//! - Pages come from `execmem_alloc()` and are read-only and executable from the moment
+//!   they are mapped. Their contents are only written with `text_poke_copy()` and
+//!   `text_poke_set()`; the allocator never changes page permissions.
+//! - A new page and a freed slot are filled with INT3. A page whose slots are all free
+//!   goes back to execmem after an RCU grace period.
+//! - [`__execslot_contains`] and [`__execslot_lookup`] are lock-free: they read a table
+//!   of pages sorted by address that writers replace (RCU) and the atomic bitmaps of
+//!   [`placement::PageMap`]. They call nothing, and are blacklisted for kprobes.
+//! - Changes are serialised by one mutex; it is taken before `text_mutex`.
 
+use core::ptr;
+use core::sync::atomic::AtomicPtr;
+use core::sync::atomic::AtomicU8;
+use core::sync::atomic::Ordering;
+
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::alloc::KBox;
+use kernel::alloc::KVec;
+use kernel::bindings;
+use kernel::error::code::EINVAL;
+use kernel::error::code::ENOMEM;
+use kernel::error::Result;
+use kernel::ffi::c_char;
+use kernel::ffi::c_int;
+use kernel::ffi::c_void;
+use kernel::prelude::*;
+use kernel::sync::global_lock;
+use kernel::sync::rcu;
+
+// The crate root resolves modules next to itself, not in `execslot/`.
+#[path = "execslot/placement.rs"]
 pub mod placement;
+
+use placement::granules_for;
+use placement::PageMap;
+use placement::GRANULE;
+use placement::GRANULES;
+use placement::PAGE_SIZE;
+
+/// Fill of unused executable memory: INT3.
+const INT3: c_int = 0xcc;
+
+/// Owner id of a granule that starts no slot.
+const NO_OWNER: u8 = u8::MAX;
+
+/// One page of slots.
+struct SlotPage {
+    /// Start of the page; page aligned.
+    addr: usize,
+    /// execmem type the page was allocated with.
+    ty: bindings::execmem_type,
+    map: PageMap,
+    /// Index into `State::caches` of the owner of each slot, at its first granule.
+    owner: [AtomicU8; GRANULES],
+}
+
+/// The pages sorted by address, as the lock-free lookups see them.
+struct Table {
+    pages: KVec<*const SlotPage>,
+}
+
+/// Current [`Table`], replaced under [`STATE`]; the old one is freed after
+/// `synchronize_rcu()`. Null until the first page is added.
+static TABLE: AtomicPtr<Table> = AtomicPtr::new(ptr::null_mut());
+
+/// Names of the caches, by owner id, for the lock-free lookup. Entries are set once,
+/// under [`STATE`], before the id is stored in any page, and never change.
+static NAMES: [AtomicPtr<c_char>; NO_OWNER as usize] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; NO_OWNER as usize];
+
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    /// Live slots.
+    slots: usize,
+    /// Bytes of the live slots, rounded up to granules.
+    bytes_held: usize,
+    /// Allocations refused for want of memory.
+    failures: usize,
+}
+
+struct Cache {
+    cache: *const bindings::execslot_cache,
+    stats: Stats,
+}
+
+struct State {
+    caches: KVec<Cache>,
+    /// Pages held, as a count per pool is cheap to derive from the table.
+    pages: usize,
+}
+
+// SAFETY: the raw pointers in `State` point to `execslot_cache` structures that C users
+// define statically and to pages owned by this allocator; both may be used from any thread.
+unsafe impl Send for State {}
+
+global_lock! {
+    // SAFETY: `execslot_init()` initialises it before any other use.
+    unsafe(uninit) static STATE: Mutex<State> = State { caches: KVec::new(), pages: 0 };
+}
+
+/// Initialises the allocator; called once from `execmem_init()`.
+#[export]
+pub unsafe extern "C" fn execslot_init() {
+    // SAFETY: called once, early, before any other function of this file.
+    unsafe { STATE.init() };
+}
+
+/// Returns the current table; the caller holds the RCU read lock or [`STATE`].
+#[inline(always)]
+fn table<'a>() -> &'a [*const SlotPage] {
+    let t = TABLE.load(Ordering::Acquire);
+    if t.is_null() {
+        return &[];
+    }
+    // SAFETY: a non-null `TABLE` points to a live `Table`: it is freed only after it was
+    // replaced and an RCU grace period elapsed, and the caller is inside a read-side
+    // critical section (or holds `STATE`, under which tables are replaced).
+    unsafe { &(*t).pages }
+}
+
+/// The page containing `addr`, if any; the caller holds the RCU read lock or [`STATE`].
+///
+/// Inlined, like everything the lookups call, so that the kprobes blacklist entries of
+/// the two lookup functions cover all of their code.
+#[inline(always)]
+fn page_of<'a>(addr: usize) -> Option<&'a SlotPage> {
+    let pages = table();
+    // Binary search by hand: calls into core::slice are not blacklisted for kprobes.
+    let (mut lo, mut hi) = (0, pages.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // SAFETY: pages in a live table stay allocated for as long as that table does.
+        let p = unsafe { &*pages[mid] };
+        if addr < p.addr {
+            hi = mid;
+        } else if addr >= p.addr + PAGE_SIZE {
+            lo = mid + 1;
+        } else {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Replaces the table by `pages`, then frees the old one after a grace period.
+fn publish(pages: KVec<*const SlotPage>) -> Result {
+    let new = KBox::new(Table { pages }, GFP_KERNEL)?;
+    let old = TABLE.swap(KBox::into_raw(new), Ordering::AcqRel);
+    if !old.is_null() {
+        rcu::synchronize_rcu();
+        // SAFETY: `old` came from `KBox::into_raw()` and no reader can hold it any more.
+        drop(unsafe { KBox::from_raw(old) });
+    }
+    Ok(())
+}
+
+/// The current table's pages, copied, with room for one more.
+fn copy_table() -> Result<KVec<*const SlotPage>> {
+    let cur = table();
+    let mut v = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
+    v.extend_from_slice(cur, GFP_KERNEL)?;
+    Ok(v)
+}
+
+fn cache_id(state: &mut State, cache: *const bindings::execslot_cache) -> Result<usize> {
+    if let Some(i) = state.caches.iter().position(|c| ptr::eq(c.cache, cache)) {
+        return Ok(i);
+    }
+    let id = state.caches.len();
+    if id >= NO_OWNER as usize {
+        return Err(EINVAL);
+    }
+    state.caches.push(
+        Cache {
+            cache,
+            stats: Stats::default(),
+        },
+        GFP_KERNEL,
+    )?;
+    // SAFETY: `cache` is a valid `execslot_cache` that lives as long as the kernel.
+    NAMES[id].store(unsafe { (*cache).name }.cast_mut(), Ordering::Release);
+    Ok(id)
+}
+
+/// Allocates a page of `ty`, fills it with INT3 and adds it to the table.
+fn new_page(state: &mut State, ty: bindings::execmem_type) -> Result<&'static SlotPage> {
+    // SAFETY: plain allocation call.
+    let mem = unsafe { bindings::execmem_alloc(ty, PAGE_SIZE) };
+    if mem.is_null() {
+        return Err(ENOMEM);
+    }
+    let addr = mem as usize;
+    let page = KBox::new(
+        SlotPage {
+            addr,
+            ty,
+            map: PageMap::new(),
+            owner: [const { AtomicU8::new(NO_OWNER) }; GRANULES],
+        },
+        GFP_KERNEL,
+    );
+    let mut pages = match (page, copy_table()) {
+        (Ok(page), Ok(pages)) => (page, pages),
+        _ => {
+            // SAFETY: `mem` came from `execmem_alloc()` and was never published.
+            unsafe { bindings::execmem_free(mem) };
+            return Err(ENOMEM);
+        }
+    };
+    // SAFETY: `mem` is a fresh page of executable memory that nothing uses yet.
+    unsafe { bindings::text_poke_set(mem, INT3, PAGE_SIZE) };
+    let raw = KBox::into_raw(pages.0);
+    let at = pages.1.iter().position(|&p| {
+        // SAFETY: pages in the table are live while `STATE` is held.
+        let a = unsafe { (*p).addr };
+        a > addr
+    });
+    let at = at.unwrap_or(pages.1.len());
+    if pages.1.insert_within_capacity(at, raw).is_err() || publish(pages.1).is_err() {
+        // SAFETY: `raw` and `mem` were never published.
+        unsafe {
+            drop(KBox::from_raw(raw));
+            bindings::execmem_free(mem);
+        }
+        return Err(ENOMEM);
+    }
+    state.pages += 1;
+    // SAFETY: the page stays allocated until it is removed from the table, which only
+    // happens under `STATE` once it is empty; callers drop this reference before that.
+    Ok(unsafe { &*raw })
+}
+
+fn alloc(cache: *const bindings::execslot_cache, size: usize) -> Result<usize> {
+    let n = granules_for(size).map_err(|_| EINVAL)?;
+    let mut state = STATE.lock();
+    let id = cache_id(&mut state, cache)?;
+    // SAFETY: `cache` is a valid `execslot_cache`.
+    let ty = unsafe { (*cache).type_ };
+
+    // Best fit over all pages of the same type: the tightest free run wins.
+    let mut best: Option<(&SlotPage, usize, usize)> = None;
+    for &p in table() {
+        // SAFETY: pages in the table are live while `STATE` is held.
+        let p = unsafe { &*p };
+        if p.ty != ty {
+            continue;
+        }
+        if let Some((first, run)) = p.map.find(n) {
+            if best.is_none_or(|(_, _, r)| run < r) {
+                best = Some((p, first, run));
+            }
+        }
+    }
+    let (page, first) = match best {
+        Some((p, first, _)) => (p, first),
+        None => match new_page(&mut state, ty) {
+            Ok(p) => (p, 0),
+            Err(e) => {
+                state.caches[id].stats.failures += 1;
+                return Err(e);
+            }
+        },
+    };
+    // id < NO_OWNER, checked by cache_id().
+    page.owner[first].store(id as u8, Ordering::Relaxed);
+    page.map.mark(first, n);
+    let st = &mut state.caches[id].stats;
+    st.slots += 1;
+    st.bytes_held += n * GRANULE;
+    Ok(page.addr + first * GRANULE)
+}
+
+fn write(slot: usize, offset: usize, src: *const c_void, len: usize) -> Result {
+    let _state = STATE.lock();
+    let page = page_of(slot).ok_or(EINVAL)?;
+    let (off, size) = page.map.slot_at_offset(slot - page.addr).ok_or(EINVAL)?;
+    if page.addr + off != slot || offset > size || len > size - offset {
+        return Err(EINVAL);
+    }
+    if len > 0 {
+        // SAFETY: `[slot + offset, slot + offset + len)` lies inside a live slot, and the
+        // caller provides `len` readable bytes at `src`.
+        unsafe { bindings::text_poke_copy((slot + offset) as *mut c_void, src, len) };
+    }
+    Ok(())
+}
+
+fn free(slot: usize) -> Result {
+    let mut state = STATE.lock();
+    let page = page_of(slot).ok_or(EINVAL)?;
+    let rel = slot - page.addr;
+    let (off, size) = page.map.slot_at_offset(rel).ok_or(EINVAL)?;
+    if off != rel {
+        return Err(EINVAL);
+    }
+    let first = off / GRANULE;
+    let id = page.owner[first].load(Ordering::Relaxed) as usize;
+    // SAFETY: the slot is live and, as the caller guarantees, no longer executed.
+    unsafe { bindings::text_poke_set(slot as *mut c_void, INT3, size) };
+    page.map.free(first, size / GRANULE).map_err(|_| EINVAL)?;
+    page.owner[first].store(NO_OWNER, Ordering::Relaxed);
+    if let Some(c) = state.caches.get_mut(id) {
+        c.stats.slots -= 1;
+        c.stats.bytes_held -= size;
+    }
+    if !page.map.is_empty() {
+        return Ok(());
+    }
+    // The page is empty: take it out of the table, then give it back once no lookup
+    // can still be looking at it. `publish()` waits for that grace period.
+    let raw: *const SlotPage = page;
+    let addr = page.addr;
+    let mut pages = copy_table()?;
+    if let Some(i) = pages.iter().position(|&p| ptr::eq(p, raw)) {
+        pages.remove(i).map_err(|_| EINVAL)?;
+    }
+    publish(pages)?;
+    state.pages -= 1;
+    drop(state);
+    // SAFETY: `raw` came from `KBox::into_raw()` in `new_page()`; it is out of the table
+    // and a grace period has elapsed, so nothing refers to it any more.
+    drop(unsafe { KBox::from_raw(raw.cast_mut()) });
+    // SAFETY: the page came from `execmem_alloc()` and holds no live slot.
+    unsafe { bindings::execmem_free(addr as *mut c_void) };
+    Ok(())
+}
+
+/// Statistics of `cache` and the number of pages held, for the tests.
+#[cfg(CONFIG_KUNIT)]
+fn stats(cache: *const bindings::execslot_cache) -> (Stats, usize) {
+    let state = STATE.lock();
+    let st = state
+        .caches
+        .iter()
+        .find(|c| ptr::eq(c.cache, cache))
+        .map_or(Stats::default(), |c| c.stats);
+    (st, state.pages)
+}
+
+fn to_errno(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// C entry point of `execslot_alloc()`; see `include/linux/execslot.h`.
+///
+/// # Safety
+///
+/// `cache` points to an `execslot_cache` that lives as long as the kernel; `slot` is
+/// valid for a write.
+#[export]
+pub unsafe extern "C" fn execslot_alloc(
+    cache: *mut bindings::execslot_cache,
+    size: usize,
+    slot: *mut *mut c_void,
+) -> c_int {
+    match alloc(cache, size) {
+        Ok(addr) => {
+            // SAFETY: the caller provides a valid `slot`.
+            unsafe { *slot = addr as *mut c_void };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// C entry point of `execslot_write()`; see `include/linux/execslot.h`.
+///
+/// # Safety
+///
+/// `src` is valid for reading `len` bytes.
+#[export]
+pub unsafe extern "C" fn execslot_write(
+    slot: *mut c_void,
+    offset: usize,
+    src: *const c_void,
+    len: usize,
+) -> c_int {
+    to_errno(write(slot as usize, offset, src, len))
+}
+
+/// C entry point of `execslot_free()`; see `include/linux/execslot.h`.
+///
+/// # Safety
+///
+/// Nothing executes the slot any more.
+#[export]
+pub unsafe extern "C" fn execslot_free(slot: *mut c_void) -> c_int {
+    to_errno(free(slot as usize))
+}
+
+/// Lock-free: whether `addr` lies in a live slot.
+///
+/// # Safety
+///
+/// The caller holds the RCU read lock.
+#[export]
+pub unsafe extern "C" fn __execslot_contains(addr: usize) -> bool {
+    match page_of(addr) {
+        Some(p) => p.map.is_used((addr - p.addr) / GRANULE),
+        None => false,
+    }
+}
+
+/// Lock-free: the live slot around `addr`, and its cache's name.
+///
+/// # Safety
+///
+/// The caller holds the RCU read lock; the output pointers are valid for writes.
+#[export]
+pub unsafe extern "C" fn __execslot_lookup(
+    addr: usize,
+    start: *mut usize,
+    size: *mut usize,
+    name: *mut *const c_char,
+) -> bool {
+    let Some(p) = page_of(addr) else {
+        return false;
+    };
+    let Some((off, len)) = p.map.slot_at_offset(addr - p.addr) else {
+        return false;
+    };
+    let id = p.owner[off / GRANULE].load(Ordering::Relaxed);
+    let n = if id == NO_OWNER {
+        ptr::null_mut()
+    } else {
+        NAMES[id as usize].load(Ordering::Acquire)
+    };
+    // SAFETY: the caller provides valid output pointers.
+    unsafe {
+        *start = p.addr + off;
+        *size = len;
+        *name = n;
+    }
+    true
+}
+
+/// Keeps kprobes off the lookups, as `NOKPROBE_SYMBOL()` does for C: they run from the
+/// unwinder, possibly in a kprobe handler or in NMI context.
+#[used(compiler)]
+#[link_section = "_kprobe_blacklist"]
+static KPROBE_BLACKLIST: [unsafe extern "C" fn(usize) -> bool; 1] = [__execslot_contains];
+
+#[used(compiler)]
+#[link_section = "_kprobe_blacklist"]
+static KPROBE_BLACKLIST_LOOKUP: [unsafe extern "C" fn(
+    usize,
+    *mut usize,
+    *mut usize,
+    *mut *const c_char,
+) -> bool; 1] = [__execslot_lookup];
 
 #[kernel::macros::kunit_tests(execslot_placement)]
 mod tests {
@@ -52,5 +504,163 @@ mod tests {
         assert_eq!(m.free(19, 19), Ok(()));
         assert_eq!(m.slot_at_offset(off), None);
         assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
+    }
+}
+
+#[kernel::macros::kunit_tests(execslot)]
+mod alloc_tests {
+    use super::*;
+
+    struct TestCache(bindings::execslot_cache);
+
+    // SAFETY: the cache is never written after its definition.
+    unsafe impl Sync for TestCache {}
+
+    static TEST: TestCache = TestCache(bindings::execslot_cache {
+        name: c"execslot_test".as_ptr().cast(),
+        type_: bindings::execmem_type_EXECMEM_KPROBES,
+    });
+
+    fn cache() -> *const bindings::execslot_cache {
+        &TEST.0
+    }
+
+    fn contains(addr: usize) -> bool {
+        let _guard = rcu::read_lock();
+        // SAFETY: the RCU read lock is held.
+        unsafe { __execslot_contains(addr) }
+    }
+
+    fn lookup(addr: usize) -> Option<(usize, usize)> {
+        let _guard = rcu::read_lock();
+        let (mut start, mut size, mut name) = (0, 0, ptr::null());
+        // SAFETY: the RCU read lock is held and the outputs are valid.
+        let found = unsafe { __execslot_lookup(addr, &mut start, &mut size, &mut name) };
+        found.then_some((start, size))
+    }
+
+    /// Reads the byte at `addr`, which lies in a mapped slot page.
+    fn byte(addr: usize) -> u8 {
+        // SAFETY: the caller passes an address inside a page this allocator holds.
+        unsafe { ptr::read_volatile(addr as *const u8) }
+    }
+
+    #[test]
+    fn sizes_alignment_and_rounding() -> Result {
+        let before = stats(cache());
+        for size in [1, 15, 16, 17, 124, 300, 385, PAGE_SIZE - 16, PAGE_SIZE] {
+            let a = alloc(cache(), size)?;
+            assert_eq!(a % GRANULE, 0);
+            assert_eq!(lookup(a), Some((a, size.div_ceil(GRANULE) * GRANULE)));
+            assert_eq!(stats(cache()).0.slots, before.0.slots + 1);
+            free(a)?;
+        }
+        assert_eq!(stats(cache()).0.slots, before.0.slots);
+        assert_eq!(stats(cache()).0.bytes_held, before.0.bytes_held);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_sizes_and_bad_frees() -> Result {
+        assert_eq!(alloc(cache(), 0), Err(EINVAL));
+        assert_eq!(alloc(cache(), PAGE_SIZE + 1), Err(EINVAL));
+        assert_eq!(alloc(cache(), usize::MAX), Err(EINVAL));
+        let a = alloc(cache(), 64)?;
+        assert_eq!(free(a + GRANULE), Err(EINVAL));
+        assert_eq!(free(0), Err(EINVAL));
+        free(a)?;
+        assert_eq!(free(a), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn lookup_edges() -> Result {
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 300)?;
+        let size = 304;
+        assert!(contains(a));
+        assert!(contains(a + size - 1));
+        assert_eq!(lookup(a + size - 1), Some((a, size)));
+        assert!(!contains(a + size) || lookup(a + size).map(|(s, _)| s) != Some(a));
+        assert!(!contains(a - 1) || lookup(a - 1).map(|(s, _)| s) != Some(a));
+        free(a)?;
+        assert!(!contains(a));
+        assert_eq!(lookup(a), None);
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn write_read_back_and_int3_after_free() -> Result {
+        // A neighbour keeps the page mapped after the slot under test is freed.
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 48)?;
+        for i in 0..48 {
+            assert_eq!(byte(a + i), 0xcc);
+        }
+        let data = [0x90u8; 40];
+        assert_eq!(write(a, 8, data.as_ptr().cast(), data.len()), Ok(()));
+        assert_eq!(byte(a + 7), 0xcc);
+        assert_eq!(byte(a + 8), 0x90);
+        assert_eq!(byte(a + 47), 0x90);
+        assert_eq!(write(a, 9, data.as_ptr().cast(), data.len()), Err(EINVAL));
+        assert_eq!(write(a + 16, 0, data.as_ptr().cast(), 1), Err(EINVAL));
+        free(a)?;
+        for i in 0..48 {
+            assert_eq!(byte(a + i), 0xcc);
+        }
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn reuse_after_free() -> Result {
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 200)?;
+        free(a)?;
+        let b = alloc(cache(), 200)?;
+        assert_eq!(a, b);
+        free(b)?;
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn page_released_when_empty() -> Result {
+        let (_, pages) = stats(cache());
+        // A whole page can only come from a new page.
+        let a = alloc(cache(), PAGE_SIZE)?;
+        assert_eq!(stats(cache()).1, pages + 1);
+        assert!(contains(a));
+        free(a)?;
+        assert_eq!(stats(cache()).1, pages);
+        assert!(!contains(a));
+        Ok(())
+    }
+
+    #[test]
+    fn many_random_slots_do_not_overlap() -> Result {
+        let before = stats(cache());
+        let mut slots = KVec::new();
+        let mut seed: u32 = 0x2545_f491;
+        for _ in 0..400 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let size = 1 + (seed >> 8) as usize % 512;
+            slots.push((alloc(cache(), size)?, size), GFP_KERNEL)?;
+        }
+        slots.sort_unstable_by_key(|&(a, _)| a);
+        for w in slots.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0);
+        }
+        let held: usize = slots.iter().map(|&(_, s)| s.div_ceil(GRANULE) * GRANULE).sum();
+        assert_eq!(stats(cache()).0.bytes_held, before.0.bytes_held + held);
+        for &(a, _) in slots.iter() {
+            free(a)?;
+        }
+        let after = stats(cache());
+        assert_eq!(after.0.slots, before.0.slots);
+        assert_eq!(after.0.bytes_held, before.0.bytes_held);
+        assert_eq!(after.1, before.1);
+        Ok(())
     }
 }

@@ -140,8 +140,9 @@ impl PageMap {
         best
     }
 
-    /// Finds room for `n` granules (best fit) without taking it.
-    pub fn find(&self, n: usize) -> Option<usize> {
+    /// Finds room for `n` granules (best fit) without taking it: the first granule and
+    /// the length of the free run it starts, so a caller can compare pages.
+    pub fn find(&self, n: usize) -> Option<(usize, usize)> {
         if n == 0 || n > GRANULES {
             return None;
         }
@@ -164,13 +165,13 @@ impl PageMap {
                 }
             }
         }
-        best.map(|(first, _)| first)
+        best
     }
 
     /// Takes `n` granules and returns the first one, or `None` when the page has no free
     /// run of `n` granules. Callers serialise changes.
     pub fn alloc(&self, n: usize) -> Option<usize> {
-        let first = self.find(n)?;
+        let (first, _) = self.find(n)?;
         self.mark(first, n);
         Some(first)
     }

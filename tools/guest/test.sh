@@ -21,9 +21,10 @@ if mkdir $I; then
 	check "instance: filter $FUNC" sh -c "echo $FUNC > $I/set_ftrace_filter"
 	check "instance: function tracer on" sh -c "echo function > $I/current_tracer"
 	cat /proc/version /proc/cmdline >/dev/null
-	check "instance: $FUNC calls a dynamic trampoline" \
-		sh -c "grep '^$FUNC ' $T/enabled_functions | grep -q 'tramp: 0x.*ftrace_trampoline'"
-	check "instance: trampoline in kallsyms" grep -q ' ftrace_trampoline' /proc/kallsyms
+	# enabled_functions: "vfs_read (1)   tramp: 0xffffffffa000b000 (function_trace_call+0x0/0x130) ->..."
+	tramp=$(grep "^$FUNC " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
+	check "instance: $FUNC calls a dynamic trampoline" test -n "$tramp"
+	check "instance: the trampoline is in kallsyms" grep -q "^$tramp t ftrace_trampoline" /proc/kallsyms
 	# Stop recording before reading: reading the buffer calls vfs_read too.
 	check "instance: tracing off" sh -c "echo 0 > $I/tracing_on"
 	cat $I/trace > /tmp/trace
@@ -45,11 +46,14 @@ done
 if [ -n "$off" ]; then
 	pass "kprobe: add $FUNC+$off"
 	check "kprobe: enable" sh -c "echo 1 > $T/events/kprobes/wbsmoke/enable"
-	check "kprobe: not on ftrace" sh -c "grep 'wbsmoke\|$FUNC+$off' /sys/kernel/debug/kprobes/list | grep -vq FTRACE"
+	# debugfs kprobes/list: "ffffffff811dd869  k  vfs_read+0x9    [OPTIMIZED]"
+	hex=$(printf '%x' "$off")
+	check "kprobe: listed, not on ftrace" sh -c "grep ' $FUNC+0x$hex ' /sys/kernel/debug/kprobes/list | grep -vq FTRACE"
 	cat /proc/version >/dev/null
 	check "kprobe: disable" sh -c "echo 0 > $T/events/kprobes/wbsmoke/enable"
 	check "kprobe: hit" grep -q 'wbsmoke:' $T/trace
-	check "kprobe: hit counted" sh -c "awk '/wbsmoke/ { exit !(\$3 > 0) }' $T/kprobe_profile"
+	# kprobe_profile: "  wbsmoke    <hits>    <misses>"
+	check "kprobe: hit counted" sh -c "awk '\$1 == \"wbsmoke\" { found = 1; exit !(\$2 > 0) } END { if (!found) exit 1 }' $T/kprobe_profile"
 	check "kprobe: remove" sh -c "echo '-:wbsmoke' >> $T/kprobe_events"
 	check "kprobe: none left" sh -c "! grep -q . $T/kprobe_events"
 	echo > $T/trace

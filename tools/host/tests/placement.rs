@@ -55,7 +55,8 @@ fn best_fit_prefers_the_tightest_hole() {
     assert_eq!(b, 10);
     // A request of 4 goes into the 5-hole, not the first (10) hole.
     assert_eq!(m.alloc(4), Some(13));
-    // A request of 6 only fits in the 10-hole.
+    // A request of 6 only fits in the 10-hole; find() reports the hole's length.
+    assert_eq!(m.find(6), Some((0, 10)));
     assert_eq!(m.alloc(6), Some(0));
 }
 
