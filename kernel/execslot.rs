@@ -47,6 +47,8 @@ use placement::GRANULE;
 use placement::GRANULES;
 use placement::PAGE_SIZE;
 
+const __LOG_PREFIX: &[u8] = b"execslot\0";
+
 /// Fill of unused executable memory: INT3.
 const INT3: c_int = 0xcc;
 
@@ -333,6 +335,60 @@ fn free(slot: usize) -> Result {
     // SAFETY: the page came from `execmem_alloc()` and holds no live slot.
     unsafe { bindings::execmem_free(addr as *mut c_void) };
     Ok(())
+}
+
+/// Prints `/sys/kernel/debug/execslot/stats`: the pages held, then per cache the pages
+/// it has slots in (shared pages count for every cache in them), its live slots, the
+/// bytes they hold and the allocations refused for want of memory.
+fn stats_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let state = STATE.lock();
+    writeln!(
+        f,
+        "pages: {} ({} bytes)",
+        state.pages,
+        state.pages * PAGE_SIZE
+    )?;
+    writeln!(
+        f,
+        "{:<24} {:>6} {:>8} {:>10} {:>9}",
+        "cache", "pages", "slots", "bytes", "failures"
+    )?;
+    for (id, c) in state.caches.iter().enumerate() {
+        let pages = table()
+            .iter()
+            .filter(|&&p| {
+                // SAFETY: pages in the table are live while `STATE` is held.
+                let p = unsafe { &*p };
+                p.owner
+                    .iter()
+                    .any(|o| o.load(Ordering::Relaxed) as usize == id)
+            })
+            .count();
+        // SAFETY: `c.cache` is a valid `execslot_cache`, its name a C string that lives as
+        // long as the kernel.
+        let name = unsafe { CStr::from_char_ptr((*c.cache).name) };
+        writeln!(
+            f,
+            "{:<24} {:>6} {:>8} {:>10} {:>9}",
+            name.to_str().unwrap_or("?"),
+            pages,
+            c.stats.slots,
+            c.stats.bytes_held,
+            c.stats.failures
+        )?;
+    }
+    Ok(())
+}
+
+/// Creates `/sys/kernel/debug/execslot/stats`; called once from a late initcall.
+#[export]
+pub unsafe extern "C" fn execslot_debugfs_init() {
+    let dir = kernel::debugfs::Dir::new(c"execslot");
+    match KBox::pin_init(dir.read_callback_file(c"stats", (), &stats_show), GFP_KERNEL) {
+        // The file lives as long as the kernel; it holds a reference to its directory.
+        Ok(file) => core::mem::forget(file),
+        Err(_) => pr_warn!("cannot create the debugfs stats file\n"),
+    }
 }
 
 /// Statistics of `cache` and the number of pages held, for the tests.

@@ -36,6 +36,7 @@ struct execslot_cache {
 #ifdef CONFIG_EXECSLOT
 
 void execslot_init(void);
+void execslot_debugfs_init(void);
 
 /**
  * execslot_alloc - allocate an executable slot
@@ -128,6 +129,7 @@ static inline bool execslot_lookup(unsigned long addr, unsigned long *start,
 #else /* !CONFIG_EXECSLOT */
 
 static inline void execslot_init(void) { }
+static inline void execslot_debugfs_init(void) { }
 
 static inline int execslot_alloc(struct execslot_cache *cache, size_t size,
 				 void **slot)

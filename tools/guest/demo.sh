@@ -22,19 +22,22 @@ out "enabled_functions (each call site and the trampoline it calls):"
 grep 'tramp:' $T/enabled_functions | sed 's/^/WB-DEMO   /'
 out ""
 out "kallsyms:"
-grep -E ' (ftrace_trampoline|kprobe_insn_page|kprobe_optinsn_page)' /proc/kallsyms | sed 's/^/WB-DEMO   /'
+grep -E ' (ftrace_trampoline|kprobe_insn_page|kprobe_optinsn_page)([[:space:]]|$)' /proc/kallsyms |
+	sed 's/^/WB-DEMO   /'
 out ""
 out "trampolines and the pages they sit in:"
-awk '/ ftrace_trampoline/ { print $1 }' /proc/kallsyms | sort > /tmp/tramps
+awk '$3 == "ftrace_trampoline" { print $1 }' /proc/kallsyms | sort > /tmp/tramps
 ntramp=$(wc -l < /tmp/tramps)
 npages=$(cut -c1-13 /tmp/tramps | sort -u | wc -l)
-out "  $ntramp trampolines in $npages distinct 4 KiB pages"
+out "  $ntramp trampolines (the $i above and those left by the boot self tests)"
+out "  in $npages distinct 4 KiB pages: $((npages * 4)) KiB of executable memory"
 if [ -r /sys/kernel/debug/execslot/stats ]; then
 	out ""
 	out "slot allocator (debugfs):"
 	sed 's/^/WB-DEMO   /' /sys/kernel/debug/execslot/stats
 fi
 out ""
-out "/proc/vmallocinfo, executable memory (execmem):"
+out "/proc/vmallocinfo, executable memory (execmem; with the ROX cache one 2 MiB"
+out "mapping serves every trampoline page, so the per-page count above is what they hold):"
 grep -E 'execmem|ftrace|kprobe|text_poke' /proc/vmallocinfo | sed 's/^/WB-DEMO   /'
 echo WB-DEMO-END

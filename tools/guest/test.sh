@@ -61,7 +61,19 @@ else
 	fail "kprobe: add $FUNC+offset" "no offset among 9 5 8 4 was accepted"
 fi
 
-# 3. Nothing above left a splat behind.
+# 3. The slot allocator's debugfs file (when the series has it): the KUnit suites at
+#    boot allocated and freed hundreds of slots of the cache "execslot_test"; its
+#    accounting must be back to zero.
+S=/sys/kernel/debug/execslot/stats
+if grep -q ' execslot_alloc$' /proc/kallsyms; then
+	check "execslot: debugfs stats file" test -r $S
+	cat $S
+	check "execslot: stats list the pages held" grep -q '^pages: [0-9]* ([0-9]* bytes)$' $S
+	check "execslot: test cache back to zero slots and bytes" \
+		sh -c "awk '\$1 == \"execslot_test\" { found = 1; exit !(\$3 == 0 && \$4 == 0) } END { if (!found) exit 1 }' $S"
+fi
+
+# 4. Nothing above left a splat behind.
 if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace:|ftrace failed|ftrace faulted' >/tmp/splat; then
 	fail "dmesg: no splat" "$(head -n1 /tmp/splat)"
 else

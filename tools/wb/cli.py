@@ -492,6 +492,13 @@ def build(P, vanilla, config, jobs=None):
     if rc != 0:
         raise WorkbenchError(f'build of {kind} {config} failed (exit {rc}); see {log}:\n'
                              + tail(log, 30))
+    # The base builds without a warning; so must everything the series adds. (An
+    # incremental build only recompiles what changed, which is what needs checking.)
+    with open(log, errors='replace') as fh:
+        warnings = core.compiler_warnings(fh.read())
+    if warnings:
+        raise WorkbenchError(f'build of {kind} {config} has {len(warnings)} warning(s); see '
+                             f'{log}:\n' + '\n'.join(warnings[:10]))
     mods = os.path.join(out, 'modinstall')
     shutil.rmtree(mods, ignore_errors=True)
     run(make_cmd(out, 'modules_install', f'INSTALL_MOD_PATH={mods}', 'INSTALL_MOD_STRIP=1'),

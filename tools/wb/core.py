@@ -110,6 +110,16 @@ def verify_config(fragments, dotconfig_text):
     return problems
 
 
+# gcc: "kernel/foo.c:12:3: warning: ..."; rustc: "warning: unused import: ..."; ld/objtool.
+WARNING_RE = re.compile(r'(^|: )warning: ', re.I)
+
+
+def compiler_warnings(build_log):
+    """Lines of a kbuild log that report a warning."""
+    return [ln.strip() for ln in build_log.splitlines()
+            if WARNING_RE.search(ln) and not ln.lstrip().startswith(('warning: 1 warning',))]
+
+
 # ---------------------------------------------------------------------------
 # Console log analysis
 

@@ -98,6 +98,20 @@ class TestConfig(unittest.TestCase):
         self.assertIn(base.get('CONFIG_SAMPLE_FTRACE_OPS'), ('y', 'm'))
 
 
+class TestBuildLog(unittest.TestCase):
+    def test_compiler_warnings(self):
+        log = ('  CC      kernel/foo.o\n'
+               '/src/kernel/foo.c:12:3: warning: unused variable \'x\' [-Wunused-variable]\n'
+               '  RUSTC     kernel/execslot.o\n'
+               'warning: unused import: `core::fmt::Write`\n'
+               '   --> /src/kernel/execslot.rs:344:9\n'
+               'vmlinux.o: warning: objtool: foo+0x1: call without frame pointer\n'
+               '  CC      kernel/warning_free.o\n')
+        got = core.compiler_warnings(log)
+        self.assertEqual(len(got), 3, got)
+        self.assertEqual(core.compiler_warnings('  CC      kernel/errseq.o\n  LD  vmlinux\n'), [])
+
+
 class TestLog(unittest.TestCase):
     def test_splats(self):
         log = ('[    1.0] ok line\n'
