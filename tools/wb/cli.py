@@ -674,7 +674,7 @@ def kunit_results(P, tree, res):
     """Run the base tree's own `kunit.py parse` over the console log."""
     kunit = os.path.join(tree, 'tools', 'testing', 'kunit', 'kunit.py')
     with tempfile.NamedTemporaryFile('r', suffix='.json') as js:
-        p = run([sys.executable, kunit, 'parse', '--json', js.name, res.log_path],
+        p = run([sys.executable, kunit, 'parse', f'--json={js.name}', res.log_path],
                 capture=True, check=False)
         text = js.read()
     if not text.strip():
