@@ -694,6 +694,71 @@ mod alloc_tests {
         Ok(())
     }
 
+    /// One worker of `concurrent_alloc_write_free`: allocates, fills, checks and frees
+    /// slots, keeping up to eight alive at a time.
+    fn churn(worker: u32) -> Result {
+        let mut live: [(usize, usize, u8); 8] = [(0, 0, 0); 8];
+        let mut seed = 0x9e37_79b9u32 ^ worker;
+        for i in 0..300usize {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = i % live.len();
+            let (old, size, fill) = live[k];
+            if old != 0 {
+                for j in 0..size {
+                    if byte(old + j) != fill {
+                        return Err(EINVAL);
+                    }
+                }
+                free(old)?;
+            }
+            let size = 1 + (seed >> 8) as usize % 400;
+            let fill = (seed >> 24) as u8 | 1;
+            let a = alloc(cache(), size)?;
+            let mut buf = [0u8; 400];
+            buf[..size].fill(fill);
+            write(a, 0, buf.as_ptr().cast(), size)?;
+            live[k] = (a, size, fill);
+        }
+        for &(a, _, _) in live.iter() {
+            if a != 0 {
+                free(a)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_alloc_write_free() -> Result {
+        use core::sync::atomic::AtomicUsize;
+        use kernel::sync::Arc;
+        use kernel::sync::Completion;
+
+        const WORKERS: u32 = 4;
+        let before = stats(cache());
+        let failures = Arc::new(AtomicUsize::new(0), GFP_KERNEL)?;
+        let mut done = KVec::new();
+        for w in 0..WORKERS {
+            let c = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+            let (c2, f) = (c.clone(), failures.clone());
+            kernel::workqueue::system_long().try_spawn(GFP_KERNEL, move || {
+                if churn(w).is_err() {
+                    f.fetch_add(1, Ordering::Relaxed);
+                }
+                c2.complete_all();
+            })?;
+            done.push(c, GFP_KERNEL)?;
+        }
+        for c in done.iter() {
+            c.wait_for_completion();
+        }
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
+        let after = stats(cache());
+        assert_eq!(after.0.slots, before.0.slots);
+        assert_eq!(after.0.bytes_held, before.0.bytes_held);
+        assert_eq!(after.1, before.1);
+        Ok(())
+    }
+
     #[test]
     fn many_random_slots_do_not_overlap() -> Result {
         let before = stats(cache());

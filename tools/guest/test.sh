@@ -13,6 +13,7 @@ check() { # name, then a command that must succeed
 }
 
 echo "WB-INFO $(uname -r) $(cat /proc/cmdline)"
+check "guest: two CPUs online" test "$(grep -c '^processor' /proc/cpuinfo)" = 2
 
 # 1. The function tracer in a new instance, filtered to one function: the instance's
 #    ops is the only user of that call site, so ftrace gives it its own trampoline.

@@ -6,7 +6,7 @@ values or raises WorkbenchError, so tools/wb/test_core.py can test it on fixture
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class WorkbenchError(Exception):
