@@ -384,7 +384,10 @@ fn stats_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
 #[export]
 pub unsafe extern "C" fn execslot_debugfs_init() {
     let dir = kernel::debugfs::Dir::new(c"execslot");
-    match KBox::pin_init(dir.read_callback_file(c"stats", (), &stats_show), GFP_KERNEL) {
+    match KBox::pin_init(
+        dir.read_callback_file(c"stats", (), &stats_show),
+        GFP_KERNEL,
+    ) {
         // The file lives as long as the kernel; it holds a reference to its directory.
         Ok(file) => core::mem::forget(file),
         Err(_) => pr_warn!("cannot create the debugfs stats file\n"),
@@ -773,7 +776,10 @@ mod alloc_tests {
         for w in slots.windows(2) {
             assert!(w[0].0 + w[0].1 <= w[1].0);
         }
-        let held: usize = slots.iter().map(|&(_, s)| s.div_ceil(GRANULE) * GRANULE).sum();
+        let held: usize = slots
+            .iter()
+            .map(|&(_, s)| s.div_ceil(GRANULE) * GRANULE)
+            .sum();
         assert_eq!(stats(cache()).0.bytes_held, before.0.bytes_held + held);
         for &(a, _) in slots.iter() {
             free(a)?;
