@@ -97,8 +97,6 @@ struct Cache {
 
 struct State {
     caches: KVec<Cache>,
-    /// Pages held, as a count per pool is cheap to derive from the table.
-    pages: usize,
 }
 
 // SAFETY: the raw pointers in `State` point to `execslot_cache` structures that C users
@@ -107,7 +105,7 @@ unsafe impl Send for State {}
 
 global_lock! {
     // SAFETY: `execslot_init()` initialises it before any other use.
-    unsafe(uninit) static STATE: Mutex<State> = State { caches: KVec::new(), pages: 0 };
+    unsafe(uninit) static STATE: Mutex<State> = State { caches: KVec::new() };
 }
 
 /// Initialises the allocator; called once from `execmem_init()`.
@@ -195,7 +193,7 @@ fn cache_id(state: &mut State, cache: *const bindings::execslot_cache) -> Result
 }
 
 /// Allocates a page of `ty`, fills it with INT3 and adds it to the table.
-fn new_page(state: &mut State, ty: bindings::execmem_type) -> Result<&'static SlotPage> {
+fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
     // SAFETY: plain allocation call.
     let mem = unsafe { bindings::execmem_alloc(ty, PAGE_SIZE) };
     if mem.is_null() {
@@ -236,7 +234,6 @@ fn new_page(state: &mut State, ty: bindings::execmem_type) -> Result<&'static Sl
         }
         return Err(ENOMEM);
     }
-    state.pages += 1;
     // SAFETY: the page stays allocated until it is removed from the table, which only
     // happens under `STATE` once it is empty; callers drop this reference before that.
     Ok(unsafe { &*raw })
@@ -265,7 +262,7 @@ fn alloc(cache: *const bindings::execslot_cache, size: usize) -> Result<usize> {
     }
     let (page, first) = match best {
         Some((p, first, _)) => (p, first),
-        None => match new_page(&mut state, ty) {
+        None => match new_page(ty) {
             Ok(p) => (p, 0),
             Err(e) => {
                 state.caches[id].stats.failures += 1;
@@ -327,7 +324,6 @@ fn free(slot: usize) -> Result {
         pages.remove(i).map_err(|_| EINVAL)?;
     }
     publish(pages)?;
-    state.pages -= 1;
     drop(state);
     // SAFETY: `raw` came from `KBox::into_raw()` in `new_page()`; it is out of the table
     // and a grace period has elapsed, so nothing refers to it any more.
@@ -345,8 +341,8 @@ fn stats_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     writeln!(
         f,
         "pages: {} ({} bytes)",
-        state.pages,
-        state.pages * PAGE_SIZE
+        table().len(),
+        table().len() * PAGE_SIZE
     )?;
     writeln!(
         f,
@@ -403,7 +399,7 @@ fn stats(cache: *const bindings::execslot_cache) -> (Stats, usize) {
         .iter()
         .find(|c| ptr::eq(c.cache, cache))
         .map_or(Stats::default(), |c| c.stats);
-    (st, state.pages)
+    (st, table().len())
 }
 
 fn to_errno(r: Result) -> c_int {
