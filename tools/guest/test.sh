@@ -18,6 +18,12 @@ check "guest: two CPUs online" test "$(grep -c '^processor' /proc/cpuinfo)" = 2
 # 1. The function tracer in a new instance, filtered to one function: the instance's
 #    ops is the only user of that call site, so ftrace gives it its own trampoline.
 I=$T/instances/wbsmoke
+S=/sys/kernel/debug/execslot/stats
+# "ftrace_trampoline  <pages>  <slots>  <bytes>  <failures>" (no line: no slot yet)
+tramp_slots() { awk '$1 == "ftrace_trampoline" { n = $3 } END { print n + 0 }' $S; }
+slot_tramps=
+grep -q ' x86_ftrace_tramp_create$' /proc/kallsyms && slot_tramps=1
+[ -n "$slot_tramps" ] && slots_before=$(tramp_slots)
 if mkdir $I; then
 	check "instance: filter $FUNC" sh -c "echo $FUNC > $I/set_ftrace_filter"
 	check "instance: function tracer on" sh -c "echo function > $I/current_tracer"
@@ -26,6 +32,10 @@ if mkdir $I; then
 	tramp=$(grep "^$FUNC " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
 	check "instance: $FUNC calls a dynamic trampoline" test -n "$tramp"
 	check "instance: the trampoline is in kallsyms" grep -q "^$tramp t ftrace_trampoline" /proc/kallsyms
+	if [ -n "$slot_tramps" ]; then
+		check "instance: the trampoline takes one more execslot slot" \
+			test "$(tramp_slots)" = $((slots_before + 1))
+	fi
 	# Stop recording before reading: reading the buffer calls vfs_read too.
 	check "instance: tracing off" sh -c "echo 0 > $I/tracing_on"
 	cat $I/trace > /tmp/trace
@@ -34,6 +44,8 @@ if mkdir $I; then
 	check "instance: tracer off" sh -c "echo nop > $I/current_tracer"
 	check "instance: removed" rmdir $I
 	check "instance: $FUNC no longer traced" sh -c "! grep -q '^$FUNC ' $T/enabled_functions"
+	[ -n "$slot_tramps" ] && check "instance: its trampoline slot is released" \
+		test "$(tramp_slots)" = "$slots_before"
 else
 	fail "instance: create" "mkdir $I failed"
 fi
@@ -65,7 +77,6 @@ fi
 # 3. The slot allocator's debugfs file (when the series has it): the KUnit suites at
 #    boot allocated and freed hundreds of slots of the cache "execslot_test"; its
 #    accounting must be back to zero.
-S=/sys/kernel/debug/execslot/stats
 if grep -q ' execslot_alloc$' /proc/kallsyms; then
 	check "execslot: debugfs stats file" test -r $S
 	cat $S
@@ -74,7 +85,26 @@ if grep -q ' execslot_alloc$' /proc/kallsyms; then
 		sh -c "awk '\$1 == \"execslot_test\" { found = 1; exit !(\$3 == 0 && \$4 == 0) } END { if (!found) exit 1 }' $S"
 fi
 
-# 4. Nothing above left a splat behind.
+# 4. The base tree's ftracetest cases (tools/testing/selftests/ftrace) for what the
+#    series touches: function tracing in instances, filters, triggers, the stack tracer
+#    and the profiler (trampolines), kprobe-on-ftrace, fprobe events, direct calls next
+#    to trampolines (samples/ftrace/ftrace-direct.ko), and kprobes with insn slots.
+sh /wb/ftracetest.sh \
+	00basic/basic1.tc 00basic/basic2.tc \
+	instances/instance.tc \
+	ftrace/func-filter-glob.tc ftrace/func_set_ftrace_file.tc \
+	ftrace/func-filter-stacktrace.tc ftrace/func-filter-pid.tc ftrace/func_cpumask.tc \
+	ftrace/func_traceonoff_triggers.tc ftrace/func_stack_tracer.tc \
+	ftrace/func_profiler.tc \
+	kprobe/kprobe_ftrace.tc \
+	dynevent/add_remove_fprobe.tc dynevent/add_remove_fprobe_repeat.tc \
+	dynevent/add_remove_multiple_fprobe.tc \
+	direct/ftrace-direct.tc direct/kprobe-direct.tc \
+	kprobe/add_and_remove.tc kprobe/busy_check.tc kprobe/kprobe_args.tc \
+	kprobe/multiple_kprobes.tc kprobe/kprobe_opt_types.tc kprobe/probepoint.tc ||
+	failed=1
+
+# 5. Nothing above left a splat behind.
 if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace:|ftrace failed|ftrace faulted' >/tmp/splat; then
 	fail "dmesg: no splat" "$(head -n1 /tmp/splat)"
 else

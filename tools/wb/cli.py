@@ -33,6 +33,8 @@ CONFIGS = {
     'default': ['base.config'],
     'os': ['base.config', 'optimize-size.config'],
     'vng': ['base.config', 'vng.config'],
+    'fp': ['base.config', 'fp.config'],
+    'mitigations': ['base.config', 'mitigations.config'],
 }
 
 PACKAGE = 'linux-source-7.3'
@@ -884,6 +886,33 @@ def cmd_demo(args):
 
 
 # ---------------------------------------------------------------------------
+# fixtures
+
+FIXTURE_DIR = os.path.join(REPO, 'tools', 'host', 'fixtures', 'templates')
+
+
+def cmd_fixtures(args):
+    """Write the ftrace template fixtures of the host tests from built vmlinux files."""
+    P = paths()
+    os.makedirs(FIXTURE_DIR, exist_ok=True)
+    for config in args.configs:
+        out = build_dir(P, False, config)
+        vmlinux = os.path.join(out, 'vmlinux')
+        if not os.path.exists(vmlinux):
+            raise WorkbenchError(f'{vmlinux} does not exist: run '
+                                 f'`tools/workbench build --config {config}`')
+        nm = run(['nm', vmlinux], capture=True).stdout
+        with open(vmlinux, 'rb') as fh:
+            elf = fh.read()
+        with open(os.path.join(out, '.config')) as fh:
+            dotconfig = fh.read()
+        path = os.path.join(FIXTURE_DIR, f'{config}.txt')
+        with open(path, 'w') as fh:
+            fh.write(core.template_fixture(nm, elf, dotconfig, config))
+        say(f'wrote {os.path.relpath(path, REPO)}')
+
+
+# ---------------------------------------------------------------------------
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog='tools/workbench', description=__doc__,
@@ -916,11 +945,14 @@ def main(argv=None):
     p.add_argument('--instances', type=int, default=8)
     p.add_argument('--timeout', type=int, default=900)
     p.add_argument('--force', action='store_true', help='as for apply')
+    p = sub.add_parser('fixtures', help='write the host tests\' ftrace template fixtures')
+    p.add_argument('--configs', nargs='+', default=['default', 'fp', 'mitigations'],
+                   choices=sorted(CONFIGS))
 
     args = ap.parse_args(argv)
     fn = {'setup': cmd_setup, 'source': cmd_source, 'apply': cmd_apply, 'build': cmd_build,
           'boot': cmd_boot, 'test': cmd_test, 'export': cmd_export, 'check': cmd_check,
-          'demo': cmd_demo}[args.cmd]
+          'demo': cmd_demo, 'fixtures': cmd_fixtures}[args.cmd]
     try:
         fn(args)
     except WorkbenchError as e:

@@ -6,6 +6,7 @@ values or raises WorkbenchError, so tools/wb/test_core.py can test it on fixture
 
 import json
 import re
+import struct
 from dataclasses import dataclass
 
 
@@ -282,3 +283,59 @@ def summary_line(results):
     passed = sum(1 for r in results if r.ok is True)
     failed = sum(1 for r in results if r.ok is False)
     return f'{passed} passed, {failed} failed'
+
+
+# ---------------------------------------------------------------------------
+# ftrace template fixtures for the host tests of the trampoline builder
+
+TEMPLATE_SYMBOLS = (
+    'ftrace_caller', 'ftrace_caller_op_ptr', 'ftrace_call', 'ftrace_caller_end',
+    'ftrace_regs_caller', 'ftrace_regs_caller_op_ptr', 'ftrace_regs_call',
+    'ftrace_regs_caller_jmp', 'ftrace_regs_caller_end',
+    'function_trace_op', 'ftrace_stub',
+)
+# Present only in some configurations.
+OPTIONAL_TEMPLATE_SYMBOLS = ('__x86_return_thunk', 'its_return_thunk', '__x86_call_depth')
+TEMPLATE_CONFIGS = ('CONFIG_FRAME_POINTER', 'CONFIG_MITIGATION_RETPOLINE',
+                    'CONFIG_MITIGATION_RETHUNK', 'CONFIG_MITIGATION_CALL_DEPTH_TRACKING',
+                    'CONFIG_MITIGATION_SLS', 'CONFIG_MITIGATION_ITS')
+
+
+def elf_read(data, addr, size):
+    """Bytes [addr, addr + size) of an ELF64 little-endian file's PROGBITS sections."""
+    if data[:4] != b'\x7fELF' or data[4] != 2 or data[5] != 1:
+        raise WorkbenchError('not a 64-bit little-endian ELF file')
+    shoff, = struct.unpack_from('<Q', data, 0x28)
+    shentsize, shnum = struct.unpack_from('<HH', data, 0x3a)
+    for i in range(shnum):
+        sh_type, _, sh_addr, sh_offset, sh_size = struct.unpack_from(
+            '<IQQQQ', data, shoff + i * shentsize + 4)
+        if sh_type == 1 and sh_addr <= addr and addr + size <= sh_addr + sh_size:
+            off = sh_offset + addr - sh_addr
+            return data[off:off + size]
+    raise WorkbenchError(f'no section holds {size} bytes at {addr:#x}')
+
+
+def template_fixture(nm_text, elf_data, dotconfig_text, label):
+    """The fixture text for tools/host/fixtures/templates/<label>.txt."""
+    syms = {}
+    for line in nm_text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            syms.setdefault(parts[2], int(parts[0], 16))
+    missing = [s for s in TEMPLATE_SYMBOLS if s not in syms]
+    if missing:
+        raise WorkbenchError(f'vmlinux lacks {", ".join(missing)} (is FUNCTION_TRACER on?)')
+    config = parse_config(dotconfig_text)
+    out = [f'# ftrace templates of vmlinux, config {label}; regenerate with',
+           '# `tools/workbench fixtures` after `tools/workbench build --config ' + label + '`.']
+    for c in TEMPLATE_CONFIGS:
+        out.append(f'config {c} {config.get(c, "n")}')
+    for s in TEMPLATE_SYMBOLS + OPTIONAL_TEMPLATE_SYMBOLS:
+        if s in syms:
+            out.append(f'sym {s} {syms[s]:016x}')
+    for start, end in (('ftrace_caller', 'ftrace_caller_end'),
+                       ('ftrace_regs_caller', 'ftrace_regs_caller_end')):
+        code = elf_read(elf_data, syms[start], syms[end] - syms[start])
+        out.append(f'code {start} {code.hex()}')
+    return '\n'.join(out) + '\n'

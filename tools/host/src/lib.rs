@@ -3,3 +3,11 @@
 
 #[path = "../../../kernel/execslot/placement.rs"]
 pub mod placement;
+
+// The pure parts of the x86 ftrace trampoline builder; `build` refers to `super::insn`, as
+// in arch/x86/kernel/ftrace_tramp.rs.
+#[path = "../../../arch/x86/kernel/ftrace_tramp/insn.rs"]
+pub mod insn;
+
+#[path = "../../../arch/x86/kernel/ftrace_tramp/build.rs"]
+pub mod build;

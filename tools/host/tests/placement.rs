@@ -108,7 +108,10 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Self { used: vec![false; GRANULES], slots: Vec::new() }
+        Self {
+            used: vec![false; GRANULES],
+            slots: Vec::new(),
+        }
     }
     fn runs(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();

@@ -1,0 +1,562 @@
+//! Tests of arch/x86/kernel/ftrace_tramp/{insn,build}.rs.
+//!
+//! The templates are the real `ftrace_caller` and `ftrace_regs_caller` bytes of v7.3 kernels
+//! built by the workbench (fixtures/templates/*.txt, written by `tools/workbench fixtures`).
+//! Every trampoline is decoded with iced-x86 and compared, instruction by instruction, with
+//! the template decoded at its own address.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+
+use execslot_host::build::*;
+use execslot_host::insn::{self, DecodeError, RelKind};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register,
+};
+use proptest::prelude::*;
+
+struct Fixture {
+    name: String,
+    config: HashMap<String, String>,
+    syms: HashMap<String, u64>,
+    code: HashMap<String, Vec<u8>>,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/templates");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).expect("fixtures/templates") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "txt") {
+            continue;
+        }
+        let mut f = Fixture {
+            name: path.file_stem().unwrap().to_string_lossy().into_owned(),
+            config: HashMap::new(),
+            syms: HashMap::new(),
+            code: HashMap::new(),
+        };
+        for line in fs::read_to_string(&path).unwrap().lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                ["config", k, v] => {
+                    f.config.insert(k.to_string(), v.to_string());
+                }
+                ["sym", k, v] => {
+                    f.syms
+                        .insert(k.to_string(), u64::from_str_radix(v, 16).unwrap());
+                }
+                ["code", k, v] => {
+                    let bytes = (0..v.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&v[i..i + 2], 16).unwrap())
+                        .collect();
+                    f.code.insert(k.to_string(), bytes);
+                }
+                _ => assert!(
+                    line.starts_with('#') || line.is_empty(),
+                    "bad line {line:?}"
+                ),
+            }
+        }
+        out.push(f);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        out.len() >= 3,
+        "expected fixtures for the default, fp and mitigations configs"
+    );
+    out
+}
+
+/// The template of `start` (ftrace_caller or ftrace_regs_caller) in `f`.
+fn template<'a>(f: &'a Fixture, regs: bool) -> Template<'a> {
+    let (start, op_ptr, call, jnz) = if regs {
+        (
+            "ftrace_regs_caller",
+            "ftrace_regs_caller_op_ptr",
+            "ftrace_regs_call",
+            Some("ftrace_regs_caller_jmp"),
+        )
+    } else {
+        ("ftrace_caller", "ftrace_caller_op_ptr", "ftrace_call", None)
+    };
+    let addr = f.syms[start];
+    let off = |s: &str| (f.syms[s] - addr) as usize;
+    Template {
+        code: &f.code[start],
+        addr,
+        op_ptr: off(op_ptr),
+        call: off(call),
+        jnz: jnz.map(off),
+    }
+}
+
+fn decode_all(code: &[u8], ip: u64) -> Vec<Instruction> {
+    let mut d = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let mut v = Vec::new();
+    while d.can_decode() {
+        let i = d.decode();
+        assert!(!i.is_invalid(), "iced cannot decode at {:#x}", i.ip());
+        v.push(i);
+    }
+    v
+}
+
+fn is_rel_branch(i: &Instruction) -> bool {
+    matches!(
+        i.op0_kind(),
+        OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+    )
+}
+
+const OPS: u64 = 0xffff_8880_0123_4560;
+const FUNC: u64 = 0xffff_ffff_8123_4567;
+
+/// Slot addresses to build at, relative to where execmem puts them on x86-64 (module space
+/// starts 1 GiB above the kernel image), plus edges of the +-2 GiB reach.
+fn slot_addresses(t: &Template<'_>) -> Vec<u64> {
+    vec![
+        0xffff_ffff_a000_0000,
+        0xffff_ffff_a012_3450,
+        0xffff_ffff_a000_2013, // misaligned
+        t.addr + 0x1000,       // right after the template
+        t.addr - 0x7000_0000,  // far below, still within reach
+        0xffff_ffff_feff_f000, // end of the module area, ~2 GiB above the image
+    ]
+}
+
+/// Checks the trampoline `out` built at `at` from `t` instruction by instruction.
+/// Returns how many instructions were relocated (their displacement changed).
+fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: Layout) -> usize {
+    let len = t.code.len();
+    assert_eq!(layout, Layout::new(len));
+    assert_eq!(out.len(), layout.size);
+    assert_eq!(layout.ops_offset % 8, 0);
+    assert!(layout.ops_offset >= len + RET_AREA);
+
+    let orig = decode_all(t.code, t.addr);
+    let new = decode_all(&out[..len], at);
+    assert_eq!(orig.len(), new.len(), "instruction count differs");
+    let t_end = t.addr + len as u64;
+    let mut relocated = 0;
+    for (o, n) in orig.iter().zip(&new) {
+        let off = (o.ip() - t.addr) as usize;
+        assert_eq!(n.ip() - at, off as u64);
+        assert_eq!(o.len(), n.len(), "length changed at +{off:#x}");
+        let ob = &t.code[off..off + o.len()];
+        let nb = &out[off..off + n.len()];
+        if off == t.op_ptr {
+            assert_eq!(n.code(), Code::Mov_r64_rm64, "+{off:#x}: {n}");
+            assert_eq!(n.op0_register(), Register::RDX);
+            assert!(n.is_ip_rel_memory_operand());
+            assert_eq!(n.ip_rel_memory_address(), at + layout.ops_offset as u64);
+            assert_eq!(o.ip_rel_memory_address(), o.ip_rel_memory_address());
+        } else if off == t.call {
+            assert_eq!(n.mnemonic(), Mnemonic::Call);
+            assert_eq!(n.len(), 5);
+            assert_eq!(n.near_branch_target(), FUNC);
+        } else if Some(off) == t.jnz {
+            assert_eq!(o.mnemonic(), Mnemonic::Jne);
+            assert_eq!(nb, [0x66, 0x90], "+{off:#x}: {n}");
+        } else if o.is_ip_rel_memory_operand() {
+            assert_eq!(n.code(), o.code());
+            let target = o.ip_rel_memory_address();
+            if (t.addr..t_end).contains(&target) {
+                assert_eq!(
+                    n.ip_rel_memory_address(),
+                    at + (target - t.addr),
+                    "+{off:#x}"
+                );
+            } else {
+                assert_eq!(n.ip_rel_memory_address(), target, "+{off:#x}");
+                relocated += 1;
+            }
+        } else if is_rel_branch(o) {
+            assert_eq!(n.code(), o.code());
+            let target = o.near_branch_target();
+            if (t.addr..t_end).contains(&target) {
+                assert_eq!(n.near_branch_target(), at + (target - t.addr), "+{off:#x}");
+            } else {
+                assert_eq!(n.near_branch_target(), target, "+{off:#x}");
+                relocated += 1;
+            }
+        } else {
+            assert_eq!(nb, ob, "+{off:#x}: {o} became {n}");
+        }
+    }
+
+    let tail = &out[len..layout.ops_offset];
+    match ret {
+        Return::Ret => {
+            assert_eq!(tail[0], 0xc3);
+            assert!(tail[1..].iter().all(|&b| b == 0xcc));
+        }
+        Return::Thunk(thunk) => {
+            let j = decode_all(&tail[..5], at + len as u64);
+            assert_eq!(j[0].mnemonic(), Mnemonic::Jmp);
+            assert_eq!(j[0].near_branch_target(), thunk);
+            assert!(tail[5..].iter().all(|&b| b == 0xcc));
+        }
+    }
+    assert_eq!(out[layout.ops_offset..], OPS.to_le_bytes());
+    relocated
+}
+
+fn build_at(t: &Template<'_>, at: u64, ret: Return) -> Result<(Vec<u8>, Layout), BuildError> {
+    let mut out = vec![0u8; Layout::new(t.code.len()).size];
+    build(t, at, OPS, FUNC, ret, &mut out).map(|l| (out, l))
+}
+
+#[test]
+fn fixtures_cover_the_configurations() {
+    let fx = fixtures();
+    let has = |k: &str| fx.iter().any(|f| f.config[k] == "y");
+    let lacks = |k: &str| fx.iter().any(|f| f.config[k] != "y");
+    for k in ["CONFIG_FRAME_POINTER", "CONFIG_MITIGATION_RETHUNK"] {
+        assert!(has(k) && lacks(k), "fixtures with and without {k}");
+    }
+}
+
+#[test]
+fn templates_decode_the_same_as_iced() {
+    for f in fixtures() {
+        for regs in [false, true] {
+            let t = template(&f, regs);
+            let mut off = 0;
+            for i in decode_all(t.code, t.addr) {
+                let ours = insn::decode(&t.code[off..]).unwrap_or_else(|e| {
+                    panic!("{} +{off:#x} {i}: {e:?}", f.name);
+                });
+                assert_eq!(ours.len, i.len(), "{} +{off:#x} {i}", f.name);
+                assert_eq!(
+                    ours.rel.map(|r| r.kind),
+                    if i.is_ip_rel_memory_operand() {
+                        Some(RelKind::Data)
+                    } else if is_rel_branch(&i) {
+                        Some(RelKind::Branch)
+                    } else {
+                        None
+                    }
+                );
+                off += i.len();
+            }
+            assert_eq!(off, t.code.len());
+        }
+    }
+}
+
+#[test]
+fn trampolines_match_their_templates() {
+    for f in fixtures() {
+        let thunk = f.syms.get("__x86_return_thunk").copied();
+        for regs in [false, true] {
+            let t = template(&f, regs);
+            // The op_ptr load of the template reads function_trace_op.
+            let op = decode_all(&t.code[t.op_ptr..t.op_ptr + 7], t.addr + t.op_ptr as u64);
+            assert_eq!(op[0].ip_rel_memory_address(), f.syms["function_trace_op"]);
+            for at in slot_addresses(&t) {
+                for ret in [
+                    Return::Ret,
+                    Return::Thunk(thunk.unwrap_or(f.syms["ftrace_stub"])),
+                ] {
+                    let (out, layout) = build_at(&t, at, ret)
+                        .unwrap_or_else(|e| panic!("{} regs={regs} at {at:#x}: {e:?}", f.name));
+                    check_trampoline(&t, at, ret, &out, layout);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn template_sizes_and_layouts() {
+    for f in fixtures() {
+        let caller = f.code["ftrace_caller"].len();
+        let regs = f.code["ftrace_regs_caller"].len();
+        // Sizes seen on v7.3 x86-64: 194/327 bytes without mitigations and frame pointers,
+        // longer with either.
+        assert!((190..260).contains(&caller), "{}: {caller}", f.name);
+        assert!((320..400).contains(&regs), "{}: {regs}", f.name);
+        // Sixteen-byte granules: a trampoline wastes less than a granule plus the return.
+        let l = Layout::new(caller);
+        assert!(l.size - caller < 16 + RET_AREA + 8, "{}: {l:?}", f.name);
+    }
+}
+
+#[test]
+fn a_text_poke_int3_on_the_call_site_is_ignored() {
+    let f = &fixtures()[0];
+    let t = template(f, false);
+    let mut poked = t.code.to_vec();
+    poked[t.call] = 0xcc;
+    poked[t.call + 1..t.call + 5].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let tp = Template { code: &poked, ..t };
+    let at = 0xffff_ffff_a000_1000;
+    assert_eq!(
+        build_at(&tp, at, Return::Ret),
+        build_at(&t, at, Return::Ret)
+    );
+}
+
+#[test]
+fn out_of_reach_is_refused() {
+    let f = &fixtures()[0];
+    for regs in [false, true] {
+        let t = template(f, regs);
+        // 3 GiB below the kernel image: function_trace_op is out of rel32 reach.
+        let at = t.addr - 0xc000_0000;
+        match build_at(&t, at, Return::Ret) {
+            Err(BuildError::OutOfReach { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // The call target alone out of reach.
+        let mut out = vec![0; Layout::new(t.code.len()).size];
+        let r = build(
+            &t,
+            0xffff_ffff_a000_0000,
+            OPS,
+            0xffff_8880_0000_0000,
+            Return::Ret,
+            &mut out,
+        );
+        assert_eq!(r, Err(BuildError::OutOfReach { offset: t.call }));
+    }
+}
+
+#[test]
+fn bad_templates_are_refused() {
+    let f = &fixtures()[0];
+    let t = template(f, true);
+    let at = 0xffff_ffff_a000_0000;
+    let with = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut code = t.code.to_vec();
+        edit(&mut code);
+        code
+    };
+
+    let code = with(&|c| c[t.op_ptr + 2] = 0x05); // movq ...(%rip), %rax
+    assert_eq!(
+        build_at(&Template { code: &code, ..t }, at, Return::Ret),
+        Err(BuildError::NotOpPtrLoad)
+    );
+    let code = with(&|c| c[t.jnz.unwrap()] = 0x74);
+    assert_eq!(
+        build_at(&Template { code: &code, ..t }, at, Return::Ret),
+        Err(BuildError::NotJnz)
+    );
+    let code = with(&|c| c[t.call] = 0xe9);
+    assert_eq!(
+        build_at(&Template { code: &code, ..t }, at, Return::Ret),
+        Err(BuildError::NotCall)
+    );
+    // A VEX instruction where the first instruction was.
+    let code = with(&|c| c[..4].copy_from_slice(&[0xc5, 0xf8, 0x77, 0x90]));
+    assert_eq!(
+        build_at(&Template { code: &code, ..t }, at, Return::Ret),
+        Err(BuildError::Decode {
+            offset: 0,
+            err: DecodeError::Unsupported(0xc5)
+        })
+    );
+    // Offsets that are not instruction starts, or outside the template.
+    let mid = Template {
+        jnz: Some(t.op_ptr + 1),
+        ..t
+    };
+    assert!(matches!(
+        build_at(&mid, at, Return::Ret),
+        Err(BuildError::NotJnz | BuildError::NotInsnStart { .. })
+    ));
+    let mid = Template {
+        op_ptr: t.op_ptr - 1,
+        ..t
+    };
+    assert_eq!(
+        build_at(&mid, at, Return::Ret),
+        Err(BuildError::NotOpPtrLoad)
+    );
+    let outside = Template {
+        call: t.code.len() - 2,
+        ..t
+    };
+    assert_eq!(
+        build_at(&outside, at, Return::Ret),
+        Err(BuildError::BadLayout)
+    );
+    // The last instruction (ftrace_caller ends with a 7-byte add) cut short.
+    let tc = template(f, false);
+    let short = Template {
+        code: &tc.code[..tc.code.len() - 1],
+        ..tc
+    };
+    assert!(matches!(
+        build_at(&short, at, Return::Ret),
+        Err(BuildError::Straddles { .. })
+    ));
+    // A wrong output size.
+    let mut out = vec![0; Layout::new(t.code.len()).size - 1];
+    assert_eq!(
+        build(&t, at, OPS, FUNC, Return::Ret, &mut out),
+        Err(BuildError::BadLayout)
+    );
+}
+
+/// A hand-made template with what the v7.3 ones have only in some configurations: the
+/// call-depth accounting `sarq $5, %gs:__x86_call_depth(%rip)` patched in by alternatives,
+/// a RIP-relative indirect call, branches inside and outside the template.
+#[test]
+fn synthetic_template_relocates_every_kind() {
+    let mut code = Vec::new();
+    code.extend([0x65, 0x48, 0xc1, 0x3d, 0x10, 0x20, 0x30, 0x00, 0x05]); // sarq $5,%gs:..(%rip)
+    let op_ptr = code.len();
+    code.extend([0x48, 0x8b, 0x15, 0x00, 0x01, 0x00, 0x00]); // movq ..(%rip),%rdx
+    code.extend([0x74, 0x05]); // je +5: inside
+    let call = code.len();
+    code.extend([0xe8, 0x11, 0x22, 0x33, 0x00]); // call: the tracer
+    code.extend([0xff, 0x15, 0x00, 0x00, 0x10, 0x00]); // call *..(%rip)
+    code.extend([0x0f, 0x84, 0x00, 0x00, 0x00, 0x01]); // je far: outside
+    code.extend([0xe9, 0xf0, 0xff, 0xff, 0xff]); // jmp back: inside
+    code.extend([0x48, 0x8d, 0x05, 0xf9, 0xff, 0xff, 0xff]); // lea -7(%rip),%rax: inside
+    code.extend([0x0f, 0x1f, 0x44, 0x00, 0x00]); // nopl
+    let t = Template {
+        code: &code,
+        addr: 0xffff_ffff_8104_5a20,
+        op_ptr,
+        call,
+        jnz: None,
+    };
+    for at in slot_addresses(&t) {
+        let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
+        // sarq, call *(%rip) and the far je; the rest stays inside.
+        assert_eq!(check_trampoline(&t, at, Return::Ret, &out, layout), 3);
+        // The gs-relative sarq keeps its absolute (per-CPU offset) address.
+        let n = decode_all(&out[..9], at);
+        assert_eq!(n[0].segment_prefix(), Register::GS);
+        assert_eq!(n[0].ip_rel_memory_address(), t.addr + 9 + 0x302010);
+    }
+    // A rel8 branch that leaves the template cannot be relocated.
+    let mut far8 = code.clone();
+    far8[op_ptr + 7..op_ptr + 9].copy_from_slice(&[0x74, 0x7f]);
+    let tf = Template { code: &far8, ..t };
+    assert_eq!(
+        build_at(&tf, 0xffff_ffff_a000_0000, Return::Ret),
+        Err(BuildError::OutOfReach { offset: op_ptr + 7 })
+    );
+}
+
+/// Our decoder against iced on random bytes: wherever both decode, they agree on the
+/// length and on the relative displacement, and ours refuses nothing that iced decodes
+/// as a plain legacy-map instruction in the templates' style.
+fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let mut d = Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE);
+    let i = d.decode();
+    let ours = insn::decode(bytes);
+    if i.is_invalid() {
+        return Ok(());
+    }
+    let Ok(ours) = ours else {
+        return Ok(());
+    };
+    prop_assert_eq!(ours.len, i.len(), "{:02x?} {}", &bytes[..i.len()], i);
+    let want = if i.is_ip_rel_memory_operand() {
+        Some(RelKind::Data)
+    } else if is_rel_branch(&i) {
+        Some(RelKind::Branch)
+    } else {
+        None
+    };
+    prop_assert_eq!(
+        ours.rel.map(|r| r.kind),
+        want,
+        "{:02x?} {}",
+        &bytes[..i.len()],
+        i
+    );
+    if let Some(r) = ours.rel {
+        let disp = ours.rel_value(bytes).unwrap();
+        let next = 0x1000 + i.len() as u64;
+        let target = next.wrapping_add(disp as u64);
+        match r.kind {
+            RelKind::Data => prop_assert_eq!(target, i.ip_rel_memory_address()),
+            RelKind::Branch => {
+                prop_assert!(matches!(
+                    i.flow_control(),
+                    FlowControl::UnconditionalBranch
+                        | FlowControl::ConditionalBranch
+                        | FlowControl::Call
+                ));
+                prop_assert_eq!(target, i.near_branch_target());
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20000))]
+
+    #[test]
+    fn decoder_agrees_with_iced(bytes in proptest::collection::vec(any::<u8>(), 15)) {
+        check_against_iced(&bytes)?;
+    }
+
+    /// Biased towards what templates hold: optional prefixes and REX, then the 0f map or
+    /// a one-byte opcode, then a ModRM byte.
+    #[test]
+    fn decoder_agrees_with_iced_on_modrm_forms(
+        prefix in proptest::sample::select(vec![None, Some(0x66u8), Some(0x65), Some(0xf3), Some(0xf2), Some(0x67)]),
+        rex in proptest::option::of(0x40u8..0x50),
+        escape in any::<bool>(),
+        op in any::<u8>(),
+        rest in proptest::collection::vec(any::<u8>(), 13),
+    ) {
+        let mut bytes: Vec<u8> = prefix.into_iter().chain(rex).collect();
+        if escape {
+            bytes.push(0x0f);
+        }
+        bytes.push(op);
+        bytes.extend(rest);
+        check_against_iced(&bytes)?;
+    }
+}
+
+/// Our decoder handles every instruction of the templates and of a corpus of typical
+/// kernel instructions; refusing one of them would make the builder give up.
+#[test]
+fn decoder_covers_common_instructions() {
+    let corpus: &[&[u8]] = &[
+        &[0x9c],                                        // pushf
+        &[0x9d],                                        // popf
+        &[0x55],                                        // push %rbp
+        &[0x41, 0x57],                                  // push %r15
+        &[0x48, 0x89, 0xe5],                            // mov %rsp,%rbp
+        &[0xff, 0x74, 0x24, 0x10],                      // push 0x10(%rsp)
+        &[0x48, 0x81, 0xec, 0xa8, 0x00, 0x00, 0x00],    // sub $0xa8,%rsp
+        &[0x48, 0xc7, 0x44, 0x24, 0x78, 0, 0, 0, 0],    // movq $0,0x78(%rsp)
+        &[0x48, 0xc7, 0xc1, 0x18, 0, 0, 0],             // mov $0x18,%rcx
+        &[0x48, 0x8d, 0x8c, 0x24, 0xb0, 0, 0, 0],       // lea 0xb0(%rsp),%rcx
+        &[0x48, 0x85, 0xc0],                            // test %rax,%rax
+        &[0x66, 0x90],                                  // xchg %ax,%ax
+        &[0x0f, 0x1f, 0x00],                            // nopl (%rax)
+        &[0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], // cs nopw
+        &[0xf3, 0x0f, 0x1e, 0xfa],                      // endbr64
+        &[0x0f, 0xae, 0xe8],                            // lfence
+        &[0x65, 0x48, 0xc1, 0x3d, 0, 0, 0, 0, 0x05],    // sarq $5,%gs:0(%rip)
+        &[0x65, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0],    // mov %gs:0,%rax
+        &[0xe8, 0, 0, 0, 0],                            // call
+        &[0xe9, 0, 0, 0, 0],                            // jmp
+        &[0xc3],                                        // ret
+        &[0xcc],                                        // int3
+        &[0x0f, 0x0b],                                  // ud2
+        &[0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8],          // movabs
+        &[0x2e, 0xe8, 0, 0, 0, 0],                      // cs call (retpoline style)
+    ];
+    for bytes in corpus {
+        let i = decode_all(bytes, 0x1000);
+        assert_eq!(i.len(), 1, "{bytes:02x?}");
+        let ours = insn::decode(bytes).unwrap_or_else(|e| panic!("{bytes:02x?}: {e:?}"));
+        assert_eq!(ours.len, bytes.len(), "{bytes:02x?}");
+    }
+}
