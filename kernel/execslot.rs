@@ -109,9 +109,13 @@ global_lock! {
 }
 
 /// Initialises the allocator; called once from `execmem_init()`.
+///
+/// # Safety
+///
+/// Called once, before any other function of this file.
 #[export]
 pub unsafe extern "C" fn execslot_init() {
-    // SAFETY: called once, early, before any other function of this file.
+    // SAFETY: called once, before any other use of `STATE` (the caller's guarantee).
     unsafe { STATE.init() };
 }
 
@@ -377,6 +381,10 @@ fn stats_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
 }
 
 /// Creates `/sys/kernel/debug/execslot/stats`; called once from a late initcall.
+///
+/// # Safety
+///
+/// Called once, after `execslot_init()`.
 #[export]
 pub unsafe extern "C" fn execslot_debugfs_init() {
     let dir = kernel::debugfs::Dir::new(c"execslot");
@@ -572,7 +580,7 @@ mod alloc_tests {
     unsafe impl Sync for TestCache {}
 
     static TEST: TestCache = TestCache(bindings::execslot_cache {
-        name: c"execslot_test".as_ptr().cast(),
+        name: kernel::str::as_char_ptr_in_const_context(c"execslot_test"),
         type_: bindings::execmem_type_EXECMEM_KPROBES,
     });
 
@@ -690,6 +698,37 @@ mod alloc_tests {
         free(a)?;
         assert_eq!(stats(cache()).1, pages);
         assert!(!contains(a));
+        Ok(())
+    }
+
+    /// Memory per object for a small and a trampoline-sized object: 512 of them take the
+    /// pages that best fit allows, no more, and the accounting covers exactly their bytes.
+    #[test]
+    fn bytes_per_object() -> Result {
+        const N: usize = 512;
+        for size in [15usize, 300] {
+            let rounded = size.div_ceil(GRANULE) * GRANULE;
+            let (before, pages) = stats(cache());
+            let mut slots = KVec::with_capacity(N, GFP_KERNEL)?;
+            for _ in 0..N {
+                slots.push(alloc(cache(), size)?, GFP_KERNEL)?;
+            }
+            let (after, pages_after) = stats(cache());
+            let used = pages_after - pages;
+            assert_eq!(used, N.div_ceil(PAGE_SIZE / rounded));
+            assert_eq!(after.bytes_held - before.bytes_held, N * rounded);
+            pr_info!(
+                "{} objects of {} bytes: {} pages, {} bytes of executable memory per object\n",
+                N,
+                size,
+                used,
+                used * PAGE_SIZE / N
+            );
+            for a in slots {
+                free(a)?;
+            }
+            assert_eq!(stats(cache()).1, pages);
+        }
         Ok(())
     }
 

@@ -50,6 +50,33 @@ else
 	fail "instance: create" "mkdir $I failed"
 fi
 
+# 1b. Other single users of a call site get a trampoline too: kprobe-on-ftrace (the
+#     kprobes ftrace_ops, with SAVE_REGS: a copy of ftrace_regs_caller) and an fprobe.
+tramp_user() { # name, command that makes the user, command that removes it
+	before=$(tramp_slots 2>/dev/null)
+	if ! sh -c "$2"; then
+		fail "$1: create" "'$2' failed"
+		return
+	fi
+	t=$(grep "^vfs_write " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
+	check "$1: vfs_write calls a dynamic trampoline" test -n "$t"
+	check "$1: the trampoline is in kallsyms" grep -q "^$t t ftrace_trampoline" /proc/kallsyms
+	[ -n "$slot_tramps" ] && check "$1: the trampoline takes one more execslot slot" \
+		test "$(tramp_slots)" = $((before + 1))
+	cat /proc/version > /dev/null
+	check "$1: remove" sh -c "$3"
+	check "$1: vfs_write no longer traced" sh -c "! grep -q '^vfs_write ' $T/enabled_functions"
+	[ -n "$slot_tramps" ] && check "$1: its trampoline slot is released" \
+		test "$(tramp_slots)" = "$before"
+}
+tramp_user "kprobe on ftrace" \
+	"echo 'p:wbkof vfs_write' >> $T/kprobe_events && echo 1 > $T/events/kprobes/wbkof/enable" \
+	"echo 0 > $T/events/kprobes/wbkof/enable && echo '-:wbkof' >> $T/kprobe_events"
+tramp_user "fprobe" \
+	"echo 'f:wbfp vfs_write' >> $T/dynamic_events && echo 1 > $T/events/fprobes/wbfp/enable" \
+	"echo 0 > $T/events/fprobes/wbfp/enable && echo '-:wbfp' >> $T/dynamic_events"
+echo > $T/trace
+
 # 2. A kprobe event at an offset inside a function (past the fentry site, so a real
 #    kprobe with an insn slot rather than kprobe-on-ftrace), hit and removed.
 off=

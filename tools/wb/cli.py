@@ -7,6 +7,7 @@ The kernel work tree and the build outputs live in a cache directory (KWB_CACHE,
 import argparse
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -423,6 +424,8 @@ def check_results(P):
 def cmd_check(args):
     P = require_source()
     results = check_results(P)
+    if args.each and all(r.ok is not False for r in results[:1]):
+        results += each_results(P, args.config)
     for r in results:
         print(r.line(), flush=True)
     print(core.summary_line(results))
@@ -460,7 +463,7 @@ def make_cmd(out, *targets, jobs=None):
     return cmd + list(targets)
 
 
-def configure(tree, out, config, log, vanilla):
+def configure(tree, out, config, log, vanilla, verify=True):
     frags = fragments(config, vanilla)
     os.makedirs(out, exist_ok=True)
     run(make_cmd(out, 'rustavailable'), cwd=tree, log=log,
@@ -469,6 +472,8 @@ def configure(tree, out, config, log, vanilla):
     run(['scripts/kconfig/merge_config.sh', '-m', '-O', out, os.path.join(out, '.config'),
          *frags], cwd=tree, log=log, what='merge_config.sh')
     run(make_cmd(out, 'olddefconfig'), cwd=tree, log=log, what='make olddefconfig')
+    if not verify:
+        return
     texts = []
     for f in frags:
         with open(f) as fh:
@@ -495,6 +500,61 @@ def progress_wait(proc, log, label, interval=30):
             say(f'{label}: {int(time.time() - start)}s ... {last}')
 
 
+def make_kernel(tree, out, config, log, vanilla, label, jobs=None, verify=True):
+    """Configure and build bzImage and modules of `tree` in `out`; fail on any warning."""
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, 'w'):
+        pass
+    configure(tree, out, config, log, vanilla, verify=verify)
+    jobs = jobs or os.cpu_count() or 2
+    say(f'building {label} in {out} (-j{jobs}, log {log})')
+    with open(log, 'ab') as fh:
+        proc = subprocess.Popen(make_cmd(out, 'bzImage', 'modules', jobs=jobs), cwd=tree,
+                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        rc = progress_wait(proc, log, f'build {label}')
+    if rc != 0:
+        raise WorkbenchError(f'build of {label} failed (exit {rc}); see {log}:\n'
+                             + tail(log, 30))
+    # The base builds without a warning; so must everything the series adds. (An
+    # incremental build only recompiles what changed, which is what needs checking.)
+    with open(log, errors='replace') as fh:
+        warnings = core.compiler_warnings(fh.read())
+    if warnings:
+        raise WorkbenchError(f'build of {label} has {len(warnings)} warning(s); see '
+                             f'{log}:\n' + '\n'.join(warnings[:10]))
+
+
+def each_results(P, config='default'):
+    """Build the kernel as every patch of the series leaves it (bisectability), in the
+    scratch worktree that `check` applied the series to and a build directory of its
+    own, so the work tree and its builds are left alone. Options of series.config that
+    a patch does not have yet are not checked before the last patch."""
+    scratch = P['scratch']
+    tip = git('rev-parse', 'HEAD', cwd=scratch)
+    out = os.path.join(P['build'], f'each-{config}')
+    log = os.path.join(P['logs'], f'build-each-{config}.log')
+    commits = git('rev-list', '--reverse', f'base..{tip}', cwd=scratch).split()
+    results = []
+    try:
+        for i, c in enumerate(commits):
+            subject = git('log', '-1', '--format=%s', c, cwd=scratch)
+            git('checkout', '-q', '--detach', c, cwd=scratch)
+            t0 = time.time()
+            try:
+                make_kernel(scratch, out, config, log, False, f'patch {i + 1}/{len(commits)}',
+                            verify=(c == tip))
+                ok, why = True, ''
+            except WorkbenchError as e:
+                ok, why = False, ' '.join(str(e).split())[:500]
+            results.append(core.Result(
+                f'check --each: patch {i + 1} builds ({config}, {time.time() - t0:.0f}s): '
+                f'{subject}', ok, why))
+    finally:
+        git('checkout', '-q', '--detach', tip, cwd=scratch)
+    return results
+
+
 def cmd_build(args):
     P = require_source()
     return build(P, args.vanilla, args.config, args.jobs)
@@ -503,30 +563,10 @@ def cmd_build(args):
 def build(P, vanilla, config, jobs=None):
     tree = P['vanilla'] if vanilla else P['linux']
     out = build_dir(P, vanilla, config)
-    os.makedirs(P['logs'], exist_ok=True)
     kind = 'vanilla' if vanilla else 'patched'
     log = os.path.join(P['logs'], f'build-{kind}-{config}.log')
-    with open(log, 'w'):
-        pass
     t0 = time.time()
-    configure(tree, out, config, log, vanilla)
-    jobs = jobs or os.cpu_count() or 2
-    say(f'building {kind} {config} in {out} (-j{jobs}, log {log})')
-    with open(log, 'ab') as fh:
-        proc = subprocess.Popen(make_cmd(out, 'bzImage', 'modules', jobs=jobs), cwd=tree,
-                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        rc = progress_wait(proc, log, f'build {kind} {config}')
-    if rc != 0:
-        raise WorkbenchError(f'build of {kind} {config} failed (exit {rc}); see {log}:\n'
-                             + tail(log, 30))
-    # The base builds without a warning; so must everything the series adds. (An
-    # incremental build only recompiles what changed, which is what needs checking.)
-    with open(log, errors='replace') as fh:
-        warnings = core.compiler_warnings(fh.read())
-    if warnings:
-        raise WorkbenchError(f'build of {kind} {config} has {len(warnings)} warning(s); see '
-                             f'{log}:\n' + '\n'.join(warnings[:10]))
+    make_kernel(tree, out, config, log, vanilla, f'{kind} {config}', jobs=jobs)
     mods = os.path.join(out, 'modinstall')
     shutil.rmtree(mods, ignore_errors=True)
     run(make_cmd(out, 'modules_install', f'INSTALL_MOD_PATH={mods}', 'INSTALL_MOD_STRIP=1'),
@@ -886,6 +926,72 @@ def cmd_demo(args):
 
 
 # ---------------------------------------------------------------------------
+# bench
+
+def tramp_code_bytes(out):
+    """Bytes of one ftrace_caller trampoline of the kernel built in `out`: the template,
+    then the return (create_trampoline()'s RET_SIZE, or our 5-byte return area) and
+    the ops pointer, as each kernel lays them out."""
+    syms = {}
+    for line in run(['nm', os.path.join(out, 'vmlinux')], capture=True).stdout.splitlines():
+        p = line.split()
+        if len(p) == 3:
+            syms[p[2]] = int(p[0], 16)
+    code = syms['ftrace_caller_end'] - syms['ftrace_caller']
+    if 'x86_ftrace_tramp_create' in syms:
+        return (code + 5 + 7) // 8 * 8 + 8
+    with open(os.path.join(out, '.config')) as fh:
+        cfg = core.parse_config(fh.read())
+    ret = 5 if cfg.get('CONFIG_MITIGATION_RETPOLINE') == 'y' else \
+        1 + (cfg.get('CONFIG_MITIGATION_SLS') == 'y')
+    return code + ret + 8
+
+
+def cmd_bench(args):
+    P = paths()
+    ns = args.instances
+    rows = []
+    for label, vanilla in (('vanilla', True), ('patched', False)):
+        out = build(P, vanilla, args.config)
+        tree = P['vanilla'] if vanilla else P['linux']
+        # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
+        # would not fit in the guest.
+        res = qemu_boot(P, out, tree, 'sh /wb/tramp-mem.sh ' + ' '.join(map(str, ns)),
+                        f'bench-{label}-{args.config}', args.timeout,
+                        append='trace_buf_size=4096')
+        problems = res.problems()
+        if problems:
+            raise WorkbenchError(f'bench boot of {label} failed ({res.log_path}):\n  '
+                                 + '\n  '.join(problems))
+        mem = core.parse_mem_lines(res.text)
+        if sorted(mem) != sorted(ns):
+            raise WorkbenchError(f'{label}: measured n={sorted(mem)}, asked for {ns}')
+        rows += core.mem_rows(label, mem, tramp_code_bytes(out))
+    report = core.mem_report(rows, args.config, ns)
+    print(report)
+    if args.readme:
+        cmd = 'tools/workbench bench --readme ' + ' '.join(
+            [f'--config {args.config}'] * (args.config != 'default')
+            + ['--instances ' + ' '.join(map(str, ns))])
+        block = (f'Written by `{cmd}` on {time.strftime("%Y-%m-%d")}; the guest script is '
+                 '`tools/guest/tramp-mem.sh`.\n\n```\n' + report + '```\n')
+        path = os.path.join(REPO, 'README.md')
+        with open(path) as fh:
+            text = fh.read()
+        with open(path, 'w') as fh:
+            fh.write(core.replace_block(text, 'bench-memory', block))
+        say('updated the bench-memory block of README.md')
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump({'config': args.config, 'mode': 'QEMU/TCG', 'rows': rows}, fh, indent=1)
+        say(f'wrote {args.json}')
+    leaks = [r for r in rows if r['leaked_after_removal']]
+    if leaks:
+        raise WorkbenchError('memory not returned after removing the instances: '
+                             + ', '.join(f'{r["kernel"]} n={r["n"]}' for r in leaks))
+
+
+# ---------------------------------------------------------------------------
 # fixtures
 
 FIXTURE_DIR = os.path.join(REPO, 'tools', 'host', 'fixtures', 'templates')
@@ -940,11 +1046,22 @@ def main(argv=None):
     p.add_argument('--configs', nargs='+', default=['default', 'os'], choices=sorted(CONFIGS))
     p.add_argument('--timeout', type=int, default=900)
     sub.add_parser('export', help='work-tree commits -> patches/ and the added files')
-    sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
+    p = sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
+    p.add_argument('--each', action='store_true',
+                   help='also build the kernel at every patch (in its own build directory)')
+    p.add_argument('--config', default='default', choices=sorted(CONFIGS),
+                   help='config of the --each builds')
     p = sub.add_parser('demo', help='build and boot; show the trampolines and their memory')
     p.add_argument('--instances', type=int, default=8)
     p.add_argument('--timeout', type=int, default=900)
     p.add_argument('--force', action='store_true', help='as for apply')
+    p = sub.add_parser('bench', help='vanilla vs patched: trampoline memory for N instances')
+    p.add_argument('--config', default='default', choices=sorted(CONFIGS))
+    p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500])
+    p.add_argument('--json', metavar='FILE', help='also write the rows as JSON')
+    p.add_argument('--readme', action='store_true',
+                   help='write the table into README.md (between the bench-memory markers)')
+    p.add_argument('--timeout', type=int, default=1800)
     p = sub.add_parser('fixtures', help='write the host tests\' ftrace template fixtures')
     p.add_argument('--configs', nargs='+', default=['default', 'fp', 'mitigations'],
                    choices=sorted(CONFIGS))
@@ -952,7 +1069,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     fn = {'setup': cmd_setup, 'source': cmd_source, 'apply': cmd_apply, 'build': cmd_build,
           'boot': cmd_boot, 'test': cmd_test, 'export': cmd_export, 'check': cmd_check,
-          'demo': cmd_demo, 'fixtures': cmd_fixtures}[args.cmd]
+          'demo': cmd_demo, 'fixtures': cmd_fixtures,
+          'bench': cmd_bench}[args.cmd]
     try:
         fn(args)
     except WorkbenchError as e:

@@ -339,3 +339,94 @@ def template_fixture(nm_text, elf_data, dotconfig_text, label):
         code = elf_read(elf_data, syms[start], syms[end] - syms[start])
         out.append(f'code {start} {code.hex()}')
     return '\n'.join(out) + '\n'
+
+
+# ---------------------------------------------------------------------------
+# bench: trampoline memory (tools/guest/tramp-mem.sh)
+
+MEM_RE = re.compile(r'^(WB-MEM|WB-MEM-BACK|WB-MEM-ABS) n=(\d+)((?: \w+=-?\d+)+)\s*$')
+MEM_KEYS = ('tramps', 'pages', 'slot_pages', 'slots', 'slot_bytes', 'vmalloc_exec')
+
+
+def parse_mem_lines(log_text):
+    """{n: {'held': {...}, 'back': {...}}} from the WB-MEM lines of tramp-mem.sh."""
+    out = {}
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw).strip()
+        if line.startswith('WB-MEM-ERROR'):
+            raise WorkbenchError(f'guest: {line}')
+        m = MEM_RE.match(line)
+        if not m:
+            continue
+        vals = dict(kv.split('=') for kv in m.group(3).split())
+        vals = {k: int(v) for k, v in vals.items()}
+        missing = [k for k in MEM_KEYS if k not in vals]
+        if missing:
+            raise WorkbenchError(f'guest line lacks {", ".join(missing)}: {line}')
+        key = {'WB-MEM': 'held', 'WB-MEM-BACK': 'back', 'WB-MEM-ABS': 'abs'}[m.group(1)]
+        out.setdefault(int(m.group(2)), {})[key] = vals
+    return out
+
+
+def mem_rows(label, mem, tramp_code_bytes, page_size=4096):
+    """Table rows (dicts) for one kernel. `held` figures are increases over the state
+    before the N instances; `total` figures count every trampoline alive with them (the
+    boot self tests leave some behind) and give bytes held per trampoline and packing,
+    where the code of one trampoline is `tramp_code_bytes`."""
+    rows = []
+    for n in sorted(mem):
+        held, back, tot = (mem[n].get(k) for k in ('held', 'back', 'abs'))
+        if held is None or back is None or tot is None:
+            raise WorkbenchError(f'{label}: no complete measurement for n={n}')
+        slots = bool(tot['slots'])
+        pages = tot['slot_pages'] if slots else tot['pages']
+        added = held['slot_pages'] if slots else held['pages']
+        total_bytes = pages * page_size
+        rows.append({
+            'kernel': label, 'n': n, 'trampolines': held['tramps'],
+            'pages_added': added, 'bytes_added': added * page_size,
+            'total_trampolines': tot['tramps'], 'total_pages': pages,
+            'bytes_per_trampoline': total_bytes / tot['tramps'] if tot['tramps'] else 0.0,
+            'slot_bytes_per_trampoline': (tot['slot_bytes'] / tot['slots']) if slots else None,
+            'packing': tot['tramps'] * tramp_code_bytes / total_bytes if total_bytes else 0.0,
+            'vmalloc_exec_added': held['vmalloc_exec'],
+            'leaked_after_removal': {k: v for k, v in back.items() if v},
+        })
+    return rows
+
+
+def mem_report(rows, config, ns):
+    """The text table of `bench` (trampoline memory), ending with a newline."""
+    out = ['ftrace trampolines for N tracing instances, each tracing one function of its own',
+           f'(config {config}; QEMU/TCG, 2 vCPUs). "added" = 4 KiB pages the N trampolines',
+           'added; "all" = every trampoline alive then, with those the boot self tests left,',
+           'and the pages holding them; B/tramp = bytes of those pages per trampoline;',
+           'packing = trampoline code / bytes of those pages.',
+           '',
+           f'{"N":>5} {"kernel":8} {"added":>6} {"KiB added":>9} {"all":>5} {"pages":>6} '
+           f'{"B/tramp":>8} {"packing":>8}  leak after removal']
+    for r in rows:
+        out.append(f'{r["n"]:>5} {r["kernel"]:8} {r["pages_added"]:>6} '
+                   f'{r["bytes_added"] / 1024:>9.1f} {r["total_trampolines"]:>5} '
+                   f'{r["total_pages"]:>6} {r["bytes_per_trampoline"]:>8.1f} '
+                   f'{r["packing"] * 100:>7.1f}%  '
+                   + (', '.join(f'{k} {v}' for k, v in r['leaked_after_removal'].items())
+                      or 'none'))
+    by = {(r['kernel'], r['n']): r for r in rows}
+    out.append('')
+    for n in ns:
+        v, p = by.get(('vanilla', n)), by.get(('patched', n))
+        if v and p and p['total_pages']:
+            out.append(f'N={n}: {v["total_pages"]} pages vanilla, {p["total_pages"]} patched '
+                       f'({v["total_pages"] / p["total_pages"]:.1f}x less executable memory);'
+                       f' one slot = {p["slot_bytes_per_trampoline"] or 0:.0f} B')
+    return '\n'.join(out) + '\n'
+
+
+def replace_block(text, name, block):
+    """Replace what lies between <!-- NAME-begin --> and <!-- NAME-end --> in `text`."""
+    begin, end = f'<!-- {name}-begin -->', f'<!-- {name}-end -->'
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise WorkbenchError(f'README.md has no {begin} ... {end} block')
+    return text[:i + len(begin)] + '\n' + block + text[j:]

@@ -284,5 +284,47 @@ class TestCli(unittest.TestCase):
                          ['base.config', 'optimize-size.config', 'series.config'])
 
 
+class MemTest(unittest.TestCase):
+    LOG = """[  12.3] WB-MEM-INFO kernel=7.3.4 quiet_functions=900
+WB-MEM n=10 tramps=10 pages=1 slot_pages=1 slots=10 slot_bytes=2080 vmalloc_exec=0
+WB-MEM-ABS n=10 tramps=21 pages=2 slot_pages=2 slots=21 slot_bytes=4368 vmalloc_exec=0
+WB-MEM-BACK n=10 tramps=0 pages=0 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
+WB-MEM n=1 tramps=1 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=4096
+WB-MEM-ABS n=1 tramps=13 pages=13 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
+WB-MEM-BACK n=1 tramps=0 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
+"""
+
+    def test_parse_and_rows(self):
+        mem = core.parse_mem_lines(self.LOG)
+        self.assertEqual(sorted(mem), [1, 10])
+        r1, r10 = core.mem_rows('k', mem, 208)
+        # Without slots the distinct pages count; with slots the cache's pages.
+        self.assertEqual((r1['pages_added'], r1['total_pages']), (1, 13))
+        self.assertEqual((r10['pages_added'], r10['total_pages']), (1, 2))
+        self.assertAlmostEqual(r10['bytes_per_trampoline'], 2 * 4096 / 21)
+        self.assertAlmostEqual(r10['packing'], 21 * 208 / (2 * 4096))
+        self.assertEqual(r10['slot_bytes_per_trampoline'], 208)
+        self.assertIsNone(r1['slot_bytes_per_trampoline'])
+        self.assertEqual(r1['leaked_after_removal'], {'pages': 1})
+        self.assertEqual(r10['leaked_after_removal'], {})
+        text = core.mem_report([r1, r10], 'default', [1, 10])
+        self.assertIn('  10 k', text)
+
+    def test_guest_error_and_incomplete(self):
+        with self.assertRaisesRegex(WorkbenchError, 'only 3 functions'):
+            core.parse_mem_lines('WB-MEM-ERROR n=10: only 3 functions to trace\n')
+        with self.assertRaisesRegex(WorkbenchError, 'lacks'):
+            core.parse_mem_lines('WB-MEM n=1 tramps=1 pages=1\n')
+        mem = core.parse_mem_lines(self.LOG.split('WB-MEM-BACK n=10')[0])
+        with self.assertRaisesRegex(WorkbenchError, 'no complete measurement for n=10'):
+            core.mem_rows('k', mem, 208)
+
+    def test_replace_block(self):
+        text = 'a\n<!-- x-begin -->\nold\n<!-- x-end -->\nb\n'
+        self.assertEqual(core.replace_block(text, 'x', 'new\n'),
+                         'a\n<!-- x-begin -->\nnew\n<!-- x-end -->\nb\n')
+        with self.assertRaises(WorkbenchError):
+            core.replace_block('nothing', 'x', 'new\n')
+
 if __name__ == '__main__':
     unittest.main()
