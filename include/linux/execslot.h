@@ -11,8 +11,11 @@
 #ifndef _LINUX_EXECSLOT_H
 #define _LINUX_EXECSLOT_H
 
+#include <linux/cleanup.h>
 #include <linux/errno.h>
 #include <linux/execmem.h>
+#include <linux/memory.h>
+#include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
 
@@ -20,7 +23,8 @@
  * struct execslot_cache - a user of executable slots
  * @name: name of the user's slots in kallsyms and perf ksymbol events
  * @type: execmem type of the pages the slots are carved from; users of the
- *	  same type share pages
+ *	  same type, or of types that execmem_same_range() finds alike, share
+ *	  pages
  *
  * Define one per user with DEFINE_EXECSLOT_CACHE(); it must stay alive for
  * as long as the kernel runs.
@@ -38,47 +42,159 @@ struct execslot_cache {
 void execslot_init(void);
 void execslot_debugfs_init(void);
 
+/*
+ * Locking: the allocator writes slots with text_poke, under text_mutex, and
+ * takes its own mutex inside text_mutex. The _locked variants are for
+ * callers that hold text_mutex already (kprobes preparing a probe); the
+ * plain ones take it.
+ */
+
 /**
- * execslot_alloc - allocate an executable slot
+ * execslot_alloc_locked - allocate an executable slot
  * @cache: the user
  * @size: bytes needed, 1 to PAGE_SIZE; the slot is rounded up to 16 bytes
  *	  and 16-byte aligned
  * @slot: where to store the slot's address
  *
- * The slot is filled with INT3. Write it with execslot_write(). May sleep
- * and takes text_mutex: must not be called with text_mutex held.
+ * The slot is filled with INT3. Write it with execslot_write_locked().
  *
+ * Context: process context, text_mutex held. May sleep.
  * Return: 0, -EINVAL for a bad size, -ENOMEM when no memory is left.
  */
-int execslot_alloc(struct execslot_cache *cache, size_t size, void **slot);
+int execslot_alloc_locked(struct execslot_cache *cache, size_t size,
+			  void **slot);
 
 /**
- * execslot_write - write into a slot with text_poke
- * @slot: address returned by execslot_alloc()
+ * execslot_write_locked - write into a slot with text_poke
+ * @slot: address returned by execslot_alloc_locked()
  * @offset: where to write inside the slot
  * @src: bytes to write
  * @len: how many
  *
  * Not safe against concurrent execution of the bytes written: fill a slot
- * before publishing its address. May sleep and takes text_mutex.
+ * before publishing its address.
  *
+ * Context: process context, text_mutex held. May sleep.
  * Return: 0, or -EINVAL if @slot is not a live slot or the range does not
  * fit inside it.
  */
-int execslot_write(void *slot, size_t offset, const void *src, size_t len);
+int execslot_write_locked(void *slot, size_t offset, const void *src,
+			  size_t len);
 
 /**
- * execslot_free - release a slot
- * @slot: address returned by execslot_alloc()
+ * execslot_free_locked - release a slot
+ * @slot: address returned by execslot_alloc_locked()
  *
  * The caller guarantees that nothing executes the slot any more (for
  * trampolines: after the RCU-tasks grace periods). The slot is filled with
  * INT3 and given back; a page left empty goes back to execmem after an RCU
- * grace period. May sleep.
+ * grace period.
  *
+ * Context: process context, text_mutex held. May sleep.
  * Return: 0, or -EINVAL if @slot is not the start of a live slot.
  */
-int execslot_free(void *slot);
+int execslot_free_locked(void *slot);
+
+/**
+ * execslot_alloc - execslot_alloc_locked(), taking text_mutex
+ * @cache: the user
+ * @size: bytes needed
+ * @slot: where to store the slot's address
+ *
+ * Context: process context, text_mutex not held. May sleep.
+ */
+static inline int execslot_alloc(struct execslot_cache *cache, size_t size,
+				 void **slot)
+{
+	guard(mutex)(&text_mutex);
+	return execslot_alloc_locked(cache, size, slot);
+}
+
+/**
+ * execslot_write - execslot_write_locked(), taking text_mutex
+ * @slot: address returned by execslot_alloc()
+ * @offset: where to write inside the slot
+ * @src: bytes to write
+ * @len: how many
+ *
+ * Context: process context, text_mutex not held. May sleep.
+ */
+static inline int execslot_write(void *slot, size_t offset, const void *src,
+				 size_t len)
+{
+	guard(mutex)(&text_mutex);
+	return execslot_write_locked(slot, offset, src, len);
+}
+
+/**
+ * execslot_free - execslot_free_locked(), taking text_mutex
+ * @slot: address returned by execslot_alloc()
+ *
+ * Context: process context, text_mutex not held. May sleep.
+ */
+static inline int execslot_free(void *slot)
+{
+	guard(mutex)(&text_mutex);
+	return execslot_free_locked(slot);
+}
+
+/**
+ * execslot_free_deferred - release a slot after an RCU grace period
+ * @slot: address returned by execslot_alloc()
+ *
+ * For slots that a task may still be executing when the caller is done
+ * with them (kprobes instruction slots): the slot stays live, for lookups
+ * too, until a grace period has elapsed; then a work item fills it with
+ * INT3 and releases it as execslot_free() does. execslot_flush_deferred()
+ * waits for that.
+ *
+ * Context: process context, with or without text_mutex. May sleep.
+ * Return: 0, or -EINVAL if @slot is not the start of a live slot or is
+ * already waiting.
+ */
+int execslot_free_deferred(void *slot);
+
+/**
+ * execslot_flush_deferred - wait for the slots freed with
+ *	execslot_free_deferred() so far to be released
+ *
+ * Context: process context, text_mutex not held. May sleep.
+ */
+void execslot_flush_deferred(void);
+
+/* The reaper work in mm/execmem.c and kernel/execslot.rs */
+void execslot_schedule_reap(void);
+void execslot_reap_begin(void);
+void execslot_reap_locked(void);
+
+int __execslot_get_kallsym(const struct execslot_cache *cache,
+			   unsigned int *symnum, unsigned long *value,
+			   unsigned long *size);
+
+/**
+ * execslot_get_kallsym - the slots of a cache, one by one, for kallsyms
+ * @cache: the user
+ * @symnum: index of the slot wanted; decreased by the number of slots of
+ *	    @cache passed over
+ * @value: where to store the slot's address
+ * @size: where to store the slot's size
+ *
+ * Slots are walked in address order. Safe from any context.
+ *
+ * Return: 0 if @cache has a slot number *@symnum, -ERANGE otherwise.
+ */
+static inline int execslot_get_kallsym(const struct execslot_cache *cache,
+				       unsigned int *symnum,
+				       unsigned long *value,
+				       unsigned long *size)
+{
+	int ret;
+
+	rcu_read_lock();
+	ret = __execslot_get_kallsym(cache, symnum, value, size);
+	rcu_read_unlock();
+	return ret;
+}
 
 /*
  * Lock-free lookups. The callers below hold rcu_read_lock(); the Rust side
@@ -131,6 +247,23 @@ static inline bool execslot_lookup(unsigned long addr, unsigned long *start,
 static inline void execslot_init(void) { }
 static inline void execslot_debugfs_init(void) { }
 
+static inline int execslot_alloc_locked(struct execslot_cache *cache,
+					size_t size, void **slot)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int execslot_write_locked(void *slot, size_t offset,
+					const void *src, size_t len)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int execslot_free_locked(void *slot)
+{
+	return -EOPNOTSUPP;
+}
+
 static inline int execslot_alloc(struct execslot_cache *cache, size_t size,
 				 void **slot)
 {
@@ -146,6 +279,21 @@ static inline int execslot_write(void *slot, size_t offset, const void *src,
 static inline int execslot_free(void *slot)
 {
 	return -EOPNOTSUPP;
+}
+
+static inline int execslot_free_deferred(void *slot)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void execslot_flush_deferred(void) { }
+
+static inline int execslot_get_kallsym(const struct execslot_cache *cache,
+				       unsigned int *symnum,
+				       unsigned long *value,
+				       unsigned long *size)
+{
+	return -ERANGE;
 }
 
 static inline bool execslot_contains(unsigned long addr)

@@ -35,6 +35,9 @@ if [ -r /sys/kernel/debug/execslot/stats ]; then
 	out ""
 	out "slot allocator (debugfs):"
 	sed 's/^/WB-DEMO   /' /sys/kernel/debug/execslot/stats
+	out ""
+	out "the slots (debugfs execslot/slots: address, bytes, cache):"
+	sed 's/^/WB-DEMO   /' /sys/kernel/debug/execslot/slots
 fi
 out ""
 out "/proc/vmallocinfo, executable memory (execmem; with the ROX cache one 2 MiB"

@@ -19,6 +19,7 @@ check "guest: two CPUs online" test "$(grep -c '^processor' /proc/cpuinfo)" = 2
 #    ops is the only user of that call site, so ftrace gives it its own trampoline.
 I=$T/instances/wbsmoke
 S=/sys/kernel/debug/execslot/stats
+SLOTS=/sys/kernel/debug/execslot/slots
 # "ftrace_trampoline  <pages>  <slots>  <bytes>  <failures>" (no line: no slot yet)
 tramp_slots() { awk '$1 == "ftrace_trampoline" { n = $3 } END { print n + 0 }' $S; }
 slot_tramps=
@@ -35,6 +36,8 @@ if mkdir $I; then
 	if [ -n "$slot_tramps" ]; then
 		check "instance: the trampoline takes one more execslot slot" \
 			test "$(tramp_slots)" = $((slots_before + 1))
+		check "instance: the trampoline is a live execslot slot" \
+			grep -q "^0x$tramp [0-9]* ftrace_trampoline\$" $SLOTS
 	fi
 	# Stop recording before reading: reading the buffer calls vfs_read too.
 	check "instance: tracing off" sh -c "echo 0 > $I/tracing_on"
@@ -52,29 +55,41 @@ fi
 
 # 1b. Other single users of a call site get a trampoline too: kprobe-on-ftrace (the
 #     kprobes ftrace_ops, with SAVE_REGS: a copy of ftrace_regs_caller) and an fprobe.
-tramp_user() { # name, command that makes the user, command that removes it
+tramp_user() { # name, function, command that makes the user, command that removes it
+	name=$1; func=$2; shift 2
 	before=$(tramp_slots 2>/dev/null)
-	if ! sh -c "$2"; then
-		fail "$1: create" "'$2' failed"
+	if ! sh -c "$1"; then
+		fail "$name: create" "'$1' failed"
 		return
 	fi
-	t=$(grep "^vfs_write " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
-	check "$1: vfs_write calls a dynamic trampoline" test -n "$t"
-	check "$1: the trampoline is in kallsyms" grep -q "^$t t ftrace_trampoline" /proc/kallsyms
-	[ -n "$slot_tramps" ] && check "$1: the trampoline takes one more execslot slot" \
-		test "$(tramp_slots)" = $((before + 1))
+	t=$(grep "^$func " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
+	check "$name: $func calls a dynamic trampoline" test -n "$t"
+	check "$name: the trampoline is in kallsyms" grep -q "^$t t ftrace_trampoline" /proc/kallsyms
+	# debugfs execslot/slots: "0xffffffffa0000d00 208 ftrace_trampoline"
+	[ -n "$slot_tramps" ] && check "$name: the trampoline is a live execslot slot" \
+		grep -q "^0x$t [0-9]* ftrace_trampoline\$" $SLOTS
+	# Static ops (kprobes' and fprobe's) keep their trampoline, and may have one from
+	# the boot tests already; a dynamic ops gets a new slot and gives it back.
+	added=$(( $(tramp_slots) - before ))
 	cat /proc/version > /dev/null
-	check "$1: remove" sh -c "$3"
-	check "$1: vfs_write no longer traced" sh -c "! grep -q '^vfs_write ' $T/enabled_functions"
-	[ -n "$slot_tramps" ] && check "$1: its trampoline slot is released" \
-		test "$(tramp_slots)" = "$before"
+	check "$name: remove" sh -c "$2"
+	check "$name: $func no longer traced" sh -c "! grep -q '^$func ' $T/enabled_functions"
+	[ -n "$slot_tramps" ] && [ $added = 1 ] &&
+		check "$name: its trampoline slot is released" test "$(tramp_slots)" = "$before"
 }
-tramp_user "kprobe on ftrace" \
+tramp_user "kprobe on ftrace" vfs_write \
 	"echo 'p:wbkof vfs_write' >> $T/kprobe_events && echo 1 > $T/events/kprobes/wbkof/enable" \
 	"echo 0 > $T/events/kprobes/wbkof/enable && echo '-:wbkof' >> $T/kprobe_events"
-tramp_user "fprobe" \
+tramp_user "fprobe" vfs_write \
 	"echo 'f:wbfp vfs_write' >> $T/dynamic_events && echo 1 > $T/events/fprobes/wbfp/enable" \
 	"echo 0 > $T/events/fprobes/wbfp/enable && echo '-:wbfp' >> $T/dynamic_events"
+# samples/ftrace/ftrace-ops.ko: raw ftrace_ops, with and without SAVE_REGS; check_count
+# makes it WARN if the tracer is not called once per call.
+for regs in 0 1; do
+	tramp_user "ftrace-ops sample (save_regs=$regs)" tracee_relevant \
+		"modprobe ftrace-ops persist=1 check_count=1 nr_function_calls=1000 save_regs=$regs" \
+		"rmmod ftrace_ops"
+done
 echo > $T/trace
 
 # 2. A kprobe event at an offset inside a function (past the fentry site, so a real
@@ -104,7 +119,7 @@ fi
 # 3. The slot allocator's debugfs file (when the series has it): the KUnit suites at
 #    boot allocated and freed hundreds of slots of the cache "execslot_test"; its
 #    accounting must be back to zero.
-if grep -q ' execslot_alloc$' /proc/kallsyms; then
+if grep -q ' execslot_alloc_locked$' /proc/kallsyms; then
 	check "execslot: debugfs stats file" test -r $S
 	cat $S
 	check "execslot: stats list the pages held" grep -q '^pages: [0-9]* ([0-9]* bytes)$' $S
@@ -131,7 +146,11 @@ sh /wb/ftracetest.sh \
 	kprobe/multiple_kprobes.tc kprobe/kprobe_opt_types.tc kprobe/probepoint.tc ||
 	failed=1
 
-# 5. Nothing above left a splat behind.
+# 5. kprobes stress, short form (tools/workbench bench runs 1000 x 3): 200 kprobes at
+#    function offsets, enabled, disabled and removed twice; the slots come back.
+sh /wb/kprobe-stress.sh 200 2 || failed=1
+
+# 6. Nothing above left a splat behind.
 if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace:|ftrace failed|ftrace faulted' >/tmp/splat; then
 	fail "dmesg: no splat" "$(head -n1 /tmp/splat)"
 else

@@ -39,6 +39,19 @@ delta() { # label n base now
 }
 
 echo "WB-MEM-INFO kernel=$(uname -r) quiet_functions=$(wc -l < /tmp/quiet_funcs)"
+if [ "$1" = --keep ]; then
+	# tramp-mem.sh --keep N: make N instances and leave them (for a mixed measurement).
+	head -n "$2" /tmp/quiet_funcs > /tmp/funcs
+	i=0
+	while read -r f; do
+		i=$((i + 1))
+		d=$T/instances/keep$i
+		mkdir $d && echo "$f" > $d/set_ftrace_filter && echo function > $d/current_tracer ||
+			{ echo "WB-MEM-ERROR keep: instance $i ($f) failed"; exit 1; }
+	done < /tmp/funcs
+	echo "WB-MEM-KEEP n=$i"
+	exit 0
+fi
 for n in "$@"; do
 	if [ "$(wc -l < /tmp/quiet_funcs)" -lt "$n" ]; then
 		echo "WB-MEM-ERROR n=$n: only $(wc -l < /tmp/quiet_funcs) functions to trace"

@@ -425,7 +425,7 @@ def cmd_check(args):
     P = require_source()
     results = check_results(P)
     if args.each and all(r.ok is not False for r in results[:1]):
-        results += each_results(P, args.config)
+        results += each_results(P, args.config, quick=args.quick)
     for r in results:
         print(r.line(), flush=True)
     print(core.summary_line(results))
@@ -525,11 +525,55 @@ def make_kernel(tree, out, config, log, vanilla, label, jobs=None, verify=True):
                              f'{log}:\n' + '\n'.join(warnings[:10]))
 
 
-def each_results(P, config='default'):
+def patch_objects(tree, commit):
+    """The objects that compile the C and Rust files `commit` adds or changes: foo.c and
+    foo.rs give foo.o, a Rust module dir/bar.rs the object of its crate root dir.rs."""
+    objs = []
+    for f in git('diff-tree', '--no-commit-id', '--name-only', '-r', '--diff-filter=AM',
+                 commit, cwd=tree).split():
+        if f.startswith(('tools/', 'Documentation/', 'samples/')) or \
+                not f.endswith(('.c', '.rs')) or f.startswith('rust/'):
+            continue
+        stem = f[:-len(os.path.splitext(f)[1])]
+        if f.endswith('.rs') and not os.path.exists(os.path.join(tree, stem + '.rs')):
+            continue
+        while f.endswith('.rs') and os.path.exists(os.path.join(tree, os.path.dirname(stem)
+                                                                 + '.rs')):
+            stem = os.path.dirname(stem)
+        objs.append(stem + '.o')
+    return sorted(set(objs))
+
+
+def compile_objects(tree, out, config, log, objs, label):
+    """Configure `out` for `tree` and compile `objs` (nothing to do if empty)."""
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, 'w'):
+        pass
+    configure(tree, out, config, log, False, verify=False)
+    if not objs:
+        return
+    say(f'compiling {label}: {" ".join(objs)}')
+    with open(log, 'ab') as fh:
+        proc = subprocess.Popen(make_cmd(out, *objs, jobs=os.cpu_count() or 2), cwd=tree,
+                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        rc = progress_wait(proc, log, f'compile {label}')
+    if rc != 0:
+        raise WorkbenchError(f'compiling {label} failed (exit {rc}); see {log}:\n'
+                             + tail(log, 30))
+    with open(log, errors='replace') as fh:
+        warnings = core.compiler_warnings(fh.read())
+    if warnings:
+        raise WorkbenchError(f'{label} has {len(warnings)} warning(s): ' + '; '.join(warnings[:5]))
+
+
+def each_results(P, config='default', quick=False):
     """Build the kernel as every patch of the series leaves it (bisectability), in the
     scratch worktree that `check` applied the series to and a build directory of its
     own, so the work tree and its builds are left alone. Options of series.config that
-    a patch does not have yet are not checked before the last patch."""
+    a patch does not have yet are not checked before the last patch. `quick` compiles,
+    at each patch, only the objects of the C and Rust files it changes (the full
+    kernel at the tip is what `build` makes), warnings still failing."""
     scratch = P['scratch']
     tip = git('rev-parse', 'HEAD', cwd=scratch)
     out = os.path.join(P['build'], f'each-{config}')
@@ -542,13 +586,19 @@ def each_results(P, config='default'):
             git('checkout', '-q', '--detach', c, cwd=scratch)
             t0 = time.time()
             try:
-                make_kernel(scratch, out, config, log, False, f'patch {i + 1}/{len(commits)}',
-                            verify=(c == tip))
+                if quick:
+                    objs = patch_objects(scratch, c)
+                    compile_objects(scratch, out, config, log, objs,
+                                    f'patch {i + 1}/{len(commits)}')
+                else:
+                    make_kernel(scratch, out, config, log, False,
+                                f'patch {i + 1}/{len(commits)}', verify=(c == tip))
                 ok, why = True, ''
             except WorkbenchError as e:
                 ok, why = False, ' '.join(str(e).split())[:500]
+            what = 'compiles' if quick else 'builds'
             results.append(core.Result(
-                f'check --each: patch {i + 1} builds ({config}, {time.time() - t0:.0f}s): '
+                f'check --each: patch {i + 1} {what} ({config}, {time.time() - t0:.0f}s): '
                 f'{subject}', ok, why))
     finally:
         git('checkout', '-q', '--detach', tip, cwd=scratch)
@@ -892,6 +942,10 @@ def cmd_test(args):
         else:
             s.results.append(core.Result(f'boot {label}', False, 'not run: no kernel was built'))
             print(s.results[-1].line(), flush=True)
+    # Bisectability last, quick form: at each patch, compile what it changes (in the
+    # scratch worktree and build/each-default). `check --each` builds whole kernels.
+    if have_source and not args.no_each:
+        s.step('check --each --quick', lambda: each_results(require_source(), quick=True))
     for name, secs in s.times:
         say(f'time: {name}: {secs:.0f}s')
     say(f'time: total {sum(t for _, t in s.times):.0f}s')
@@ -951,30 +1005,41 @@ def cmd_bench(args):
     P = paths()
     ns = args.instances
     rows = []
+    kp = {}
     for label, vanilla in (('vanilla', True), ('patched', False)):
         out = build(P, vanilla, args.config)
         tree = P['vanilla'] if vanilla else P['linux']
         # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
         # would not fit in the guest.
-        res = qemu_boot(P, out, tree, 'sh /wb/tramp-mem.sh ' + ' '.join(map(str, ns)),
-                        f'bench-{label}-{args.config}', args.timeout,
+        cmd = (f'sh /wb/tramp-mem.sh {" ".join(map(str, ns))}; '
+               f'sh /wb/kprobe-stress.sh {args.kprobes} 1 kprobes; '
+               f'sh /wb/tramp-mem.sh --keep {args.mix_instances} && '
+               f'sh /wb/kprobe-stress.sh {args.kprobes} 1 mix')
+        res = qemu_boot(P, out, tree, cmd, f'bench-{label}-{args.config}', args.timeout,
                         append='trace_buf_size=4096')
-        problems = res.problems()
+        # The guest status is that of the last kprobe stress run, whose own checks are
+        # for `test`; here only a splat or a dead guest fails the bench.
+        problems = [p for p in res.problems() if 'guest command exited' not in p]
         if problems:
             raise WorkbenchError(f'bench boot of {label} failed ({res.log_path}):\n  '
                                  + '\n  '.join(problems))
+        kp[label] = core.parse_kp_lines(res.text)
+        if sorted(kp[label]) != ['kprobes', 'mix']:
+            raise WorkbenchError(f'{label}: the kprobes measurements are missing '
+                                 f'({res.log_path})')
         mem = core.parse_mem_lines(res.text)
         if sorted(mem) != sorted(ns):
             raise WorkbenchError(f'{label}: measured n={sorted(mem)}, asked for {ns}')
         rows += core.mem_rows(label, mem, tramp_code_bytes(out))
-    report = core.mem_report(rows, args.config, ns)
+    report = core.mem_report(rows, args.config, ns) + '\n' + core.kp_report(kp)
     print(report)
     if args.readme:
         cmd = 'tools/workbench bench --readme ' + ' '.join(
             [f'--config {args.config}'] * (args.config != 'default')
             + ['--instances ' + ' '.join(map(str, ns))])
-        block = (f'Written by `{cmd}` on {time.strftime("%Y-%m-%d")}; the guest script is '
-                 '`tools/guest/tramp-mem.sh`.\n\n```\n' + report + '```\n')
+        block = (f'Written by `{cmd}` on {time.strftime("%Y-%m-%d")}; the guest scripts are '
+                 '`tools/guest/tramp-mem.sh` and `tools/guest/kprobe-stress.sh`.\n\n```\n'
+                 + report + '```\n')
         path = os.path.join(REPO, 'README.md')
         with open(path) as fh:
             text = fh.read()
@@ -983,7 +1048,8 @@ def cmd_bench(args):
         say('updated the bench-memory block of README.md')
     if args.json:
         with open(args.json, 'w') as fh:
-            json.dump({'config': args.config, 'mode': 'QEMU/TCG', 'rows': rows}, fh, indent=1)
+            json.dump({'config': args.config, 'mode': 'QEMU/TCG', 'date': time.strftime('%F'),
+                       'rows': rows, 'kprobes': kp}, fh, indent=1)
         say(f'wrote {args.json}')
     leaks = [r for r in rows if r['leaked_after_removal']]
     if leaks:
@@ -1044,6 +1110,8 @@ def main(argv=None):
     p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
     p = sub.add_parser('test', help='run every test layer; ends with "N passed, N failed"')
     p.add_argument('--configs', nargs='+', default=['default', 'os'], choices=sorted(CONFIGS))
+    p.add_argument('--no-each', action='store_true',
+                   help='skip building the kernel at every patch (check --each)')
     p.add_argument('--timeout', type=int, default=900)
     sub.add_parser('export', help='work-tree commits -> patches/ and the added files')
     p = sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
@@ -1051,13 +1119,19 @@ def main(argv=None):
                    help='also build the kernel at every patch (in its own build directory)')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS),
                    help='config of the --each builds')
+    p.add_argument('--quick', action='store_true',
+                   help='with --each: compile only the objects each patch changes')
     p = sub.add_parser('demo', help='build and boot; show the trampolines and their memory')
     p.add_argument('--instances', type=int, default=8)
     p.add_argument('--timeout', type=int, default=900)
     p.add_argument('--force', action='store_true', help='as for apply')
-    p = sub.add_parser('bench', help='vanilla vs patched: trampoline memory for N instances')
+    p = sub.add_parser('bench', help='vanilla vs patched: executable memory of trampolines '
+                       'and kprobes')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
     p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500])
+    p.add_argument('--kprobes', type=int, default=1000, help='kprobes for the kprobes runs')
+    p.add_argument('--mix-instances', type=int, default=200,
+                   help='instances alive during the mixed kprobes run')
     p.add_argument('--json', metavar='FILE', help='also write the rows as JSON')
     p.add_argument('--readme', action='store_true',
                    help='write the table into README.md (between the bench-memory markers)')

@@ -430,3 +430,46 @@ def replace_block(text, name, block):
     if i < 0 or j < i:
         raise WorkbenchError(f'README.md has no {begin} ... {end} block')
     return text[:i + len(begin)] + '\n' + block + text[j:]
+
+
+KP_RE = re.compile(r'^WB-KP tag=(\w+) round=(\d+)((?: \w+=-?\d+)+)\s*$')
+KP_KEYS = ('n', 'registered', 'optimized', 'kprobe_pages', 'tramp_pages', 'exec_pages',
+           'insn_bytes', 'optinsn_bytes')
+
+
+def parse_kp_lines(log_text):
+    """{tag: {...}} from the first round's WB-KP line of kprobe-stress.sh, per tag."""
+    out = {}
+    for raw in log_text.splitlines():
+        m = KP_RE.match(strip_console_prefix(raw).strip())
+        if not m or m.group(1) in out:
+            continue
+        vals = {k: int(v) for k, v in (kv.split('=') for kv in m.group(3).split())}
+        missing = [k for k in KP_KEYS if k not in vals]
+        if missing:
+            raise WorkbenchError(f'guest WB-KP line lacks {", ".join(missing)}')
+        out[m.group(1)] = vals
+    return out
+
+
+def kp_report(kp):
+    """Text table of the kprobes and mixed measurements: {kernel: {tag: {...}}}."""
+    out = ['kprobes at function offsets ("kprobes": 1000 alone; "mix": 1000 with 200 tracing',
+           'instances alive). Pages: distinct 4 KiB pages of kprobe slots, of trampolines, and',
+           'all executable pages of both (the patched kernel shares pages between them).',
+           '',
+           f'{"tag":8} {"kernel":8} {"kprobes":>7} {"optimized":>9} {"kprobe pg":>9} '
+           f'{"tramp pg":>8} {"exec pages":>10} {"KiB":>7}']
+    for tag in ('kprobes', 'mix'):
+        for kernel in ('vanilla', 'patched'):
+            r = kp.get(kernel, {}).get(tag)
+            if not r:
+                continue
+            out.append(f'{tag:8} {kernel:8} {r["registered"]:>7} {r["optimized"]:>9} '
+                       f'{r["kprobe_pages"]:>9} {r["tramp_pages"]:>8} {r["exec_pages"]:>10} '
+                       f'{r["exec_pages"] * 4:>7}')
+        v, p = kp.get('vanilla', {}).get(tag), kp.get('patched', {}).get(tag)
+        if v and p and p['exec_pages']:
+            out.append(f'{tag}: {v["exec_pages"]} pages vanilla, {p["exec_pages"]} patched '
+                       f'({v["exec_pages"] / p["exec_pages"]:.1f}x less)')
+    return '\n'.join(out) + '\n'

@@ -326,5 +326,22 @@ WB-MEM-BACK n=1 tramps=0 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=
         with self.assertRaises(WorkbenchError):
             core.replace_block('nothing', 'x', 'new\n')
 
+class KpTest(unittest.TestCase):
+    def test_parse_and_report(self):
+        log = ("[ 1.0] WB-KP tag=kprobes round=1 n=1000 registered=1000 optimized=600 "
+               "insn_slots=1000 optinsn_slots=600 insn_bytes=16000 optinsn_bytes=76800 "
+               "kprobe_pages=24 tramp_pages=1 exec_pages=25 pending=0\n"
+               "WB-KP tag=kprobes round=2 n=1000 registered=1 optimized=1 insn_slots=0 "
+               "optinsn_slots=0 insn_bytes=0 optinsn_bytes=0 kprobe_pages=1 tramp_pages=1 "
+               "exec_pages=2 pending=0\n")
+        kp = core.parse_kp_lines(log)
+        self.assertEqual(kp['kprobes']['exec_pages'], 25)   # the first round counts
+        text = core.kp_report({'patched': kp, 'vanilla': {'kprobes': dict(
+            kp['kprobes'], exec_pages=100)}})
+        self.assertIn('kprobes: 100 pages vanilla, 25 patched (4.0x less)', text)
+        with self.assertRaisesRegex(WorkbenchError, 'lacks'):
+            core.parse_kp_lines('WB-KP tag=x round=1 n=1\n')
+
+
 if __name__ == '__main__':
     unittest.main()

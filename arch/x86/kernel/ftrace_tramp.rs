@@ -5,7 +5,8 @@
 //! `create_trampoline()` in `arch/x86/kernel/ftrace.c` describes the template
 //! (`ftrace_caller` or `ftrace_regs_caller`) and calls [`x86_ftrace_tramp_create`], which
 //! takes a slot of the trampoline's size from an execslot cache, builds the trampoline for
-//! the slot's address with the pure [`build`] module and writes it with `execslot_write()`.
+//! the slot's address with the pure [`build`] module and writes it with
+//! `execslot_write_locked()`: the caller holds `text_mutex`.
 //! Slots are executable and read-only from the start, so there is no permission change and
 //! nothing for `set_ftrace_ops_ro()` to do. The C API is in `asm/ftrace_tramp.h`.
 
@@ -87,7 +88,7 @@ fn create(
     let mut out = KVec::from_elem(0u8, layout.size, GFP_KERNEL)?;
     let mut slot = ptr::null_mut();
     // SAFETY: `cache` is valid (the caller's guarantee) and `slot` is a valid out pointer.
-    to_result(unsafe { bindings::execslot_alloc(cache, layout.size, &mut slot) })?;
+    to_result(unsafe { bindings::execslot_alloc_locked(cache, layout.size, &mut slot) })?;
     let at = slot as usize;
 
     let ret_ip = (at + len) as *const c_void;
@@ -106,11 +107,13 @@ fn create(
         })
         .and_then(|_| {
             // SAFETY: `slot` is a live slot of `layout.size` bytes and `out` holds as many.
-            to_result(unsafe { bindings::execslot_write(slot, 0, out.as_ptr().cast(), out.len()) })
+            to_result(unsafe {
+                bindings::execslot_write_locked(slot, 0, out.as_ptr().cast(), out.len())
+            })
         });
     if let Err(err) = res {
         // SAFETY: `slot` is the live slot allocated above; nothing runs it yet.
-        unsafe { bindings::execslot_free(slot) };
+        unsafe { bindings::execslot_free_locked(slot) };
         return Err(err);
     }
     Ok((at, layout.size))
@@ -124,8 +127,9 @@ fn report(err: BuildError) {
 ///
 /// # Safety
 ///
-/// `cache` is a cache defined with `DEFINE_EXECSLOT_CACHE()`; `tmpl` points to a template
-/// whose `start..end` range is kernel text; `tramp` and `size` are valid for writes.
+/// The caller holds `text_mutex`; `cache` is a cache defined with `DEFINE_EXECSLOT_CACHE()`;
+/// `tmpl` points to a template whose `start..end` range is kernel text; `tramp` and `size`
+/// are valid for writes.
 #[export]
 pub unsafe extern "C" fn x86_ftrace_tramp_create(
     cache: *mut bindings::execslot_cache,

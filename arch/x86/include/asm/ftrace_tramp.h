@@ -38,6 +38,7 @@ struct ftrace_tramp_template {
  * the code, calls @func and appends the return. The slot is executable and
  * read-only from the start; release it with execslot_free().
  *
+ * Context: process context, text_mutex held. May sleep.
  * Return: 0, -ENOMEM, or -EINVAL if the template cannot be relocated.
  */
 int x86_ftrace_tramp_create(struct execslot_cache *cache,

@@ -1,0 +1,99 @@
+#!/bin/sh
+# Adds N kprobe events at an offset inside N functions (past the fentry call, so each
+# is a real kprobe with an instruction slot, optimized where it can be), enables them
+# all, disables and removes them, ROUNDS times. Prints per round
+#   WB-KP tag=TAG round=R n=N ... kprobe_pages=.. tramp_pages=.. exec_pages=..
+# (execslot debugfs; without the series: the distinct pages of kallsyms kprobe_insn_page,
+# kprobe_optinsn_page and ftrace_trampoline symbols) and "WB-TEST PASS|FAIL kprobe stress: ..." checks: all probes registered,
+# optimized ones listed as such, accounting back to zero after each round, no splat.
+# Usage: kprobe-stress.sh N ROUNDS [TAG]
+N=${1:-1000}
+ROUNDS=${2:-3}
+TAG=${3:-kprobes}
+T=/sys/kernel/tracing
+S=/sys/kernel/debug/execslot/stats
+L=/sys/kernel/debug/kprobes/list
+failed=0
+pass() { echo "WB-TEST PASS kprobe stress: $1"; }
+fail() { echo "WB-TEST FAIL kprobe stress: $1 | $2"; failed=1; }
+
+field() { [ -r $S ] && awk -v c="$1" -v f="$2" '$1 == c { v = $f } END { print v + 0 }' $S; }
+# Distinct pages holding kallsyms symbols named $1.
+kallsyms_pages() { awk -v n="$1" '$3 == n { print substr($1, 1, 13) }' /proc/kallsyms | sort -u | wc -l; }
+snapshot() {
+	if [ -r $S ]; then
+		echo "insn_slots=$(field kprobe_insn_page 3) optinsn_slots=$(field kprobe_optinsn_page 3)" \
+			"insn_bytes=$(field kprobe_insn_page 4) optinsn_bytes=$(field kprobe_optinsn_page 4)" \
+			"kprobe_pages=$(($(field kprobe_insn_page 2) + $(field kprobe_optinsn_page 2)))" \
+			"tramp_pages=$(kallsyms_pages ftrace_trampoline)" \
+			"exec_pages=$(sed -n 's/^pages: \([0-9]*\).*/\1/p' $S)" \
+			"pending=$(($(field kprobe_insn_page 6) + $(field kprobe_optinsn_page 6)))"
+	else
+		kp=$(($(kallsyms_pages kprobe_insn_page) + $(kallsyms_pages kprobe_optinsn_page)))
+		tp=$(kallsyms_pages ftrace_trampoline)
+		echo "insn_slots=0 optinsn_slots=0 insn_bytes=0 optinsn_bytes=0" \
+			"kprobe_pages=$kp tramp_pages=$tp exec_pages=$((kp + tp)) pending=0"
+	fi
+}
+
+# Candidate functions: traceable (so they have an fentry call to step over), not
+# tracing's or kprobes' own, not hot under TCG.
+grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions |
+	grep -vE 'kprobe|trace|ftrace|rcu|sched|irq|lock|spin|tick|clock|idle|apic|nmi|preempt|percpu|smp|cpu|text_poke|int3|debug|kallsyms|mutex|entry|exit|switch' \
+	> /tmp/kp_funcs
+echo "WB-KP-INFO candidates=$(wc -l < /tmp/kp_funcs) n=$N rounds=$ROUNDS"
+
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+	r=$((r + 1))
+	echo > $T/kprobe_events
+	i=0
+	while read -r f && [ $i -lt "$N" ]; do
+		for off in 9 5; do
+			if echo "p:kps/k$i $f+$off" >> $T/kprobe_events 2>/dev/null; then
+				i=$((i + 1))
+				break
+			fi
+		done
+	done < /tmp/kp_funcs
+	[ $i = "$N" ] || fail "round $r: add $N events" "only $i added"
+	if echo 1 > $T/events/kps/enable; then
+		# Give the optimizer (it runs after a delay) time to optimize what it can.
+		sleep 3
+		reg=$(grep -c ' k  ' $L)
+		opt=$(grep -c 'OPTIMIZED' $L)
+		echo "WB-KP tag=$TAG round=$r n=$i registered=$reg optimized=$opt $(snapshot)"
+		[ "$reg" -ge "$i" ] && pass "round $r: $i kprobes registered" ||
+			fail "round $r: $i kprobes registered" "kprobes/list has $reg"
+		[ "$opt" -gt 0 ] && pass "round $r: some optimized" ||
+			fail "round $r: some optimized" "none [OPTIMIZED]"
+		if [ -r $S ]; then
+			slots=$(($(field kprobe_insn_page 3) + 0))
+			[ "$slots" -ge "$i" ] && pass "round $r: an insn slot per kprobe" ||
+				fail "round $r: an insn slot per kprobe" "$slots slots for $i kprobes"
+		fi
+		echo 0 > $T/events/kps/enable
+	else
+		fail "round $r: enable" "echo 1 > events/kps/enable failed"
+	fi
+	echo > $T/kprobe_events || fail "round $r: remove events" "echo > kprobe_events failed"
+	# Slots are released after a grace period, by a work item.
+	if [ -r $S ]; then
+		t=0
+		while [ $t -lt 20 ]; do
+			[ "$(($(field kprobe_insn_page 3) + $(field kprobe_optinsn_page 3)))" = 0 ] && break
+			sleep 1
+			t=$((t + 1))
+		done
+		echo "WB-KP-BACK tag=$TAG round=$r $(snapshot)"
+		left=$(($(field kprobe_insn_page 3) + $(field kprobe_optinsn_page 3)))
+		[ "$left" = 0 ] && pass "round $r: slots back to zero" ||
+			fail "round $r: slots back to zero" "$left slots left after 20 s"
+	fi
+done
+if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace:|kmemleak' > /tmp/splat; then
+	fail "no splat" "$(head -n1 /tmp/splat)"
+else
+	pass "no splat"
+fi
+exit $failed
