@@ -489,12 +489,7 @@ fn slots_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     for &p in table() {
         // SAFETY: pages in the table are live while `STATE` is held.
         let p = unsafe { &*p };
-        let mut g = 0;
-        while g < GRANULES {
-            let Some((first, n)) = p.map.slot_at(g).filter(|&(first, _)| first == g) else {
-                g += 1;
-                continue;
-            };
+        for (first, n) in p.map.each_slot() {
             let id = p.owner[first].load(Ordering::Relaxed) as usize;
             let name = state.caches.get(id).map_or(c"?", |c| {
                 // SAFETY: `c.cache` is a valid `execslot_cache`, its name a C string that
@@ -508,7 +503,6 @@ fn slots_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 n * GRANULE,
                 name.to_str().unwrap_or("?")
             )?;
-            g = first + n;
         }
     }
     Ok(())
@@ -662,13 +656,7 @@ pub unsafe extern "C" fn __execslot_get_kallsym(
     for &p in table() {
         // SAFETY: pages in a live table stay allocated for as long as that table does.
         let p = unsafe { &*p };
-        let mut g = 0;
-        while g < GRANULES {
-            let Some((first, n)) = p.map.slot_at(g).filter(|&(first, _)| first == g) else {
-                g += 1;
-                continue;
-            };
-            g = first + n;
+        for (first, n) in p.map.each_slot() {
             if p.owner[first].load(Ordering::Relaxed) as usize != id {
                 continue;
             }

@@ -120,6 +120,24 @@ impl PageMap {
             .sum()
     }
 
+    /// The live slots in address order, as (first granule, granules). Lock-free, like
+    /// [`PageMap::slot_at`]: a slot that changes meanwhile may be missed or seen.
+    pub fn each_slot(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut g = 0;
+        core::iter::from_fn(move || {
+            while g < GRANULES {
+                match self.slot_at(g) {
+                    Some((first, n)) if first == g => {
+                        g = first + n;
+                        return Some((first, n));
+                    }
+                    _ => g += 1,
+                }
+            }
+            None
+        })
+    }
+
     /// Whether no slot is live.
     pub fn is_empty(&self) -> bool {
         self.used.iter().all(|w| w.load(Ordering::Relaxed) == 0)

@@ -20,6 +20,13 @@ fail() { echo "WB-TEST FAIL kprobe stress: $1 | $2"; failed=1; }
 field() { [ -r $S ] && awk -v c="$1" -v f="$2" '$1 == c { v = $f } END { print v + 0 }' $S; }
 # Distinct pages holding kallsyms symbols named $1.
 kallsyms_pages() { awk -v n="$1" '$3 == n { print substr($1, 1, 13) }' /proc/kallsyms | sort -u | wc -l; }
+# Pages holding both an ftrace trampoline and a kprobes slot (debugfs execslot/slots:
+# "0xffffffffa0000d00 208 ftrace_trampoline").
+shared_pages() {
+	awk '{ p = substr($1, 1, length($1) - 3)
+	       if ($3 == "ftrace_trampoline") t[p] = 1; else if ($3 ~ /^kprobe_/) k[p] = 1 }
+	     END { n = 0; for (p in t) if (p in k) n++; print n }' /sys/kernel/debug/execslot/slots
+}
 snapshot() {
 	if [ -r $S ]; then
 		echo "insn_slots=$(field kprobe_insn_page 3) optinsn_slots=$(field kprobe_optinsn_page 3)" \
@@ -27,12 +34,14 @@ snapshot() {
 			"kprobe_pages=$(($(field kprobe_insn_page 2) + $(field kprobe_optinsn_page 2)))" \
 			"tramp_pages=$(kallsyms_pages ftrace_trampoline)" \
 			"exec_pages=$(sed -n 's/^pages: \([0-9]*\).*/\1/p' $S)" \
-			"pending=$(($(field kprobe_insn_page 6) + $(field kprobe_optinsn_page 6)))"
+			"pending=$(($(field kprobe_insn_page 6) + $(field kprobe_optinsn_page 6)))" \
+			"shared_pages=$(shared_pages)"
 	else
 		kp=$(($(kallsyms_pages kprobe_insn_page) + $(kallsyms_pages kprobe_optinsn_page)))
 		tp=$(kallsyms_pages ftrace_trampoline)
 		echo "insn_slots=0 optinsn_slots=0 insn_bytes=0 optinsn_bytes=0" \
-			"kprobe_pages=$kp tramp_pages=$tp exec_pages=$((kp + tp)) pending=0"
+			"kprobe_pages=$kp tramp_pages=$tp exec_pages=$((kp + tp)) pending=0" \
+			"shared_pages=0"
 	fi
 }
 

@@ -38,18 +38,24 @@ delta() { # label n base now
 	}'
 }
 
-echo "WB-MEM-INFO kernel=$(uname -r) quiet_functions=$(wc -l < /tmp/quiet_funcs)"
-if [ "$1" = --keep ]; then
-	# tramp-mem.sh --keep N: make N instances and leave them (for a mixed measurement).
+# make_instances PREFIX N: instances PREFIX1..PREFIXN, each with the function tracer
+# filtered to one function of its own.
+make_instances() {
 	head -n "$2" /tmp/quiet_funcs > /tmp/funcs
 	i=0
 	while read -r f; do
 		i=$((i + 1))
-		d=$T/instances/keep$i
+		d=$T/instances/$1$i
 		mkdir $d && echo "$f" > $d/set_ftrace_filter && echo function > $d/current_tracer ||
-			{ echo "WB-MEM-ERROR keep: instance $i ($f) failed"; exit 1; }
+			{ echo "WB-MEM-ERROR $1: instance $i ($f) failed"; exit 1; }
 	done < /tmp/funcs
-	echo "WB-MEM-KEEP n=$i"
+}
+
+echo "WB-MEM-INFO kernel=$(uname -r) quiet_functions=$(wc -l < /tmp/quiet_funcs)"
+if [ "$1" = --keep ]; then
+	# tramp-mem.sh --keep N: make N instances and leave them (for a mixed measurement).
+	make_instances keep "$2"
+	echo "WB-MEM-KEEP n=$2"
 	exit 0
 fi
 for n in "$@"; do
@@ -58,14 +64,7 @@ for n in "$@"; do
 		exit 1
 	fi
 	base=$(snapshot)
-	i=0
-	head -n "$n" /tmp/quiet_funcs > /tmp/funcs
-	while read -r f; do
-		i=$((i + 1))
-		d=$T/instances/m$i
-		mkdir $d && echo "$f" > $d/set_ftrace_filter && echo function > $d/current_tracer ||
-			{ echo "WB-MEM-ERROR n=$n: instance $i ($f) failed"; exit 1; }
-	done < /tmp/funcs
+	make_instances m "$n"
 	now=$(snapshot)
 	delta WB-MEM "$n" "$base" "$now"
 	delta WB-MEM-ABS "$n" "0 0 0 0 0 0" "$now"

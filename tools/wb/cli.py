@@ -500,29 +500,33 @@ def progress_wait(proc, log, label, interval=30):
             say(f'{label}: {int(time.time() - start)}s ... {last}')
 
 
+def run_make(tree, out, targets, log, label, jobs=None):
+    """Run make for `targets` in `out`, appending to `log`; fail on an error or on any
+    compiler warning (the base builds without one; so must everything the series adds,
+    and an incremental build recompiles exactly what changed)."""
+    jobs = jobs or os.cpu_count() or 2
+    say(f'{label}: make {" ".join(targets)} in {out} (-j{jobs}, log {log})')
+    with open(log, 'ab') as fh:
+        proc = subprocess.Popen(make_cmd(out, *targets, jobs=jobs), cwd=tree,
+                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        rc = progress_wait(proc, log, label)
+    if rc != 0:
+        raise WorkbenchError(f'{label} failed (exit {rc}); see {log}:\n' + tail(log, 30))
+    with open(log, errors='replace') as fh:
+        warnings = core.compiler_warnings(fh.read())
+    if warnings:
+        raise WorkbenchError(f'{label} has {len(warnings)} warning(s); see {log}:\n'
+                             + '\n'.join(warnings[:10]))
+
+
 def make_kernel(tree, out, config, log, vanilla, label, jobs=None, verify=True):
-    """Configure and build bzImage and modules of `tree` in `out`; fail on any warning."""
+    """Configure and build bzImage and modules of `tree` in `out`."""
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, 'w'):
         pass
     configure(tree, out, config, log, vanilla, verify=verify)
-    jobs = jobs or os.cpu_count() or 2
-    say(f'building {label} in {out} (-j{jobs}, log {log})')
-    with open(log, 'ab') as fh:
-        proc = subprocess.Popen(make_cmd(out, 'bzImage', 'modules', jobs=jobs), cwd=tree,
-                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        rc = progress_wait(proc, log, f'build {label}')
-    if rc != 0:
-        raise WorkbenchError(f'build of {label} failed (exit {rc}); see {log}:\n'
-                             + tail(log, 30))
-    # The base builds without a warning; so must everything the series adds. (An
-    # incremental build only recompiles what changed, which is what needs checking.)
-    with open(log, errors='replace') as fh:
-        warnings = core.compiler_warnings(fh.read())
-    if warnings:
-        raise WorkbenchError(f'build of {label} has {len(warnings)} warning(s); see '
-                             f'{log}:\n' + '\n'.join(warnings[:10]))
+    run_make(tree, out, ['bzImage', 'modules'], log, f'build {label}', jobs=jobs)
 
 
 def patch_objects(tree, commit):
@@ -550,21 +554,8 @@ def compile_objects(tree, out, config, log, objs, label):
     with open(log, 'w'):
         pass
     configure(tree, out, config, log, False, verify=False)
-    if not objs:
-        return
-    say(f'compiling {label}: {" ".join(objs)}')
-    with open(log, 'ab') as fh:
-        proc = subprocess.Popen(make_cmd(out, *objs, jobs=os.cpu_count() or 2), cwd=tree,
-                                env=tool_env(), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-        rc = progress_wait(proc, log, f'compile {label}')
-    if rc != 0:
-        raise WorkbenchError(f'compiling {label} failed (exit {rc}); see {log}:\n'
-                             + tail(log, 30))
-    with open(log, errors='replace') as fh:
-        warnings = core.compiler_warnings(fh.read())
-    if warnings:
-        raise WorkbenchError(f'{label} has {len(warnings)} warning(s): ' + '; '.join(warnings[:5]))
+    if objs:
+        run_make(tree, out, objs, log, f'compile {label}')
 
 
 def each_results(P, config='default', quick=False):
@@ -1012,7 +1003,7 @@ def cmd_bench(args):
         # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
         # would not fit in the guest.
         cmd = (f'sh /wb/tramp-mem.sh {" ".join(map(str, ns))}; '
-               f'sh /wb/kprobe-stress.sh {args.kprobes} 1 kprobes; '
+               f'sh /wb/kprobe-stress.sh {args.kprobes} {args.kprobe_rounds} kprobes; '
                f'sh /wb/tramp-mem.sh --keep {args.mix_instances} && '
                f'sh /wb/kprobe-stress.sh {args.kprobes} 1 mix')
         res = qemu_boot(P, out, tree, cmd, f'bench-{label}-{args.config}', args.timeout,
@@ -1023,6 +1014,10 @@ def cmd_bench(args):
         if problems:
             raise WorkbenchError(f'bench boot of {label} failed ({res.log_path}):\n  '
                                  + '\n  '.join(problems))
+        # The stress checks of kprobe-stress.sh must pass on both kernels.
+        bad = [g for g in core.parse_guest_tests(res.text) if g.ok is False]
+        if bad:
+            raise WorkbenchError(f'{label}: ' + '; '.join(f'{g.name}: {g.why}' for g in bad[:5]))
         kp[label] = core.parse_kp_lines(res.text)
         if sorted(kp[label]) != ['kprobes', 'mix']:
             raise WorkbenchError(f'{label}: the kprobes measurements are missing '
@@ -1130,6 +1125,8 @@ def main(argv=None):
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
     p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500])
     p.add_argument('--kprobes', type=int, default=1000, help='kprobes for the kprobes runs')
+    p.add_argument('--kprobe-rounds', type=int, default=3,
+                   help='rounds of the kprobes-alone run (add, enable, remove)')
     p.add_argument('--mix-instances', type=int, default=200,
                    help='instances alive during the mixed kprobes run')
     p.add_argument('--json', metavar='FILE', help='also write the rows as JSON')

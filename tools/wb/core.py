@@ -454,19 +454,23 @@ def parse_kp_lines(log_text):
 
 def kp_report(kp):
     """Text table of the kprobes and mixed measurements: {kernel: {tag: {...}}}."""
-    out = ['kprobes at function offsets ("kprobes": 1000 alone; "mix": 1000 with 200 tracing',
-           'instances alive). Pages: distinct 4 KiB pages of kprobe slots, of trampolines, and',
-           'all executable pages of both (the patched kernel shares pages between them).',
+    out = ['kprobes at function offsets ("kprobes": alone; "mix": with tracing instances',
+           'alive). Pages: 4 KiB pages of kprobe slots (patched: per cache, a page shared by',
+           'the insn and optinsn caches counts for both), of trampolines, and all executable',
+           'pages of both (the patched kernel shares pages between them).',
+           '',
+           '"shared" = pages holding both a trampoline and a kprobes slot.',
            '',
            f'{"tag":8} {"kernel":8} {"kprobes":>7} {"optimized":>9} {"kprobe pg":>9} '
-           f'{"tramp pg":>8} {"exec pages":>10} {"KiB":>7}']
+           f'{"tramp pg":>8} {"shared":>6} {"exec pages":>10} {"KiB":>7}']
     for tag in ('kprobes', 'mix'):
         for kernel in ('vanilla', 'patched'):
             r = kp.get(kernel, {}).get(tag)
             if not r:
                 continue
             out.append(f'{tag:8} {kernel:8} {r["registered"]:>7} {r["optimized"]:>9} '
-                       f'{r["kprobe_pages"]:>9} {r["tramp_pages"]:>8} {r["exec_pages"]:>10} '
+                       f'{r["kprobe_pages"]:>9} {r["tramp_pages"]:>8} '
+                       f'{r.get("shared_pages", 0):>6} {r["exec_pages"]:>10} '
                        f'{r["exec_pages"] * 4:>7}')
         v, p = kp.get('vanilla', {}).get(tag), kp.get('patched', {}).get(tag)
         if v and p and p['exec_pages']:

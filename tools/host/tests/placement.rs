@@ -208,6 +208,9 @@ proptest! {
             let want = r.slots.iter().copied().find(|&(f, n)| g >= f && g < f + n);
             prop_assert_eq!(m.slot_at(g), want, "slot_at({})", g);
         }
+        let mut sorted = r.slots.clone();
+        sorted.sort_unstable();
+        prop_assert_eq!(m.each_slot().collect::<Vec<_>>(), sorted, "each_slot()");
         for (f, n) in r.slots.drain(..) {
             prop_assert_eq!(m.free(f, n), Ok(()));
         }
