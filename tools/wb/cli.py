@@ -815,10 +815,10 @@ def kunit_results(P, tree, res):
     return core.kunit_results_from_json(text)
 
 
-def boot_results(P, out, tree, label, script, timeout):
+def boot_results(P, out, tree, label, script, timeout, append=''):
     """Boot, then turn the console log into one result per KUnit case, startup test and
     guest test, plus one for the boot itself (clean exit, no splat)."""
-    res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout)
+    res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout, append=append)
     results = []
     problems = res.problems()
     results.append(core.Result(f'{label}: boot clean, guest script finished',
@@ -927,9 +927,11 @@ def cmd_test(args):
         if built:
             tree = P['linux']
             out = build_dir(P, False, config)
+            # The full kprobes stress (1000 kprobes, 3 rounds) on the first kernel only.
+            append = 'wb_kprobes=1000 wb_kprobe_rounds=3' if config == args.configs[0] else ''
             s.step(f'boot {label}',
-                   lambda o=out, lb=label, t=tree: boot_results(P, o, t, lb, 'test.sh',
-                                                                args.timeout))
+                   lambda o=out, lb=label, t=tree, a=append:
+                   boot_results(P, o, t, lb, 'test.sh', args.timeout, append=a))
         else:
             s.results.append(core.Result(f'boot {label}', False, 'not run: no kernel was built'))
             print(s.results[-1].line(), flush=True)
@@ -1107,7 +1109,7 @@ def main(argv=None):
     p.add_argument('--configs', nargs='+', default=['default', 'os'], choices=sorted(CONFIGS))
     p.add_argument('--no-each', action='store_true',
                    help='skip building the kernel at every patch (check --each)')
-    p.add_argument('--timeout', type=int, default=900)
+    p.add_argument('--timeout', type=int, default=1800, help='per boot, in seconds')
     sub.add_parser('export', help='work-tree commits -> patches/ and the added files')
     p = sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
     p.add_argument('--each', action='store_true',
