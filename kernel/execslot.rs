@@ -950,16 +950,21 @@ mod alloc_tests {
     fn deferred_free() -> Result {
         let (before, pages) = stats(cache());
         let a = alloc(cache(), 100)?;
-        // SAFETY: `a` is a live slot that nothing executes.
-        assert_eq!(unsafe { execslot_free_deferred(a as *mut c_void) }, 0);
-        assert!(contains(a));
-        assert_eq!(stats(cache()).0.pending, before.pending + 1);
-        assert_eq!(free(a), Err(EINVAL));
-        // SAFETY: as above; refused, since it waits already.
-        assert_eq!(
-            unsafe { execslot_free_deferred(a as *mut c_void) },
-            EINVAL.to_errno()
-        );
+        {
+            // The reaper frees with text_mutex held: holding it here keeps the slot
+            // pending for the checks below, whenever the work runs.
+            let _text = TextLock::new();
+            // SAFETY: `a` is a live slot that nothing executes.
+            assert_eq!(unsafe { execslot_free_deferred(a as *mut c_void) }, 0);
+            assert!(contains(a));
+            assert_eq!(stats(cache()).0.pending, before.pending + 1);
+            assert_eq!(super::free(a), Err(EINVAL));
+            // SAFETY: as above; refused, since it waits already.
+            assert_eq!(
+                unsafe { execslot_free_deferred(a as *mut c_void) },
+                EINVAL.to_errno()
+            );
+        }
         // SAFETY: plain call; waits for the reaper work.
         unsafe { bindings::execslot_flush_deferred() };
         assert!(!contains(a));
