@@ -30,6 +30,7 @@ use kernel::ffi::c_ulong;
 use kernel::ffi::c_void;
 use kernel::pr_warn_once;
 use kernel::prelude::*;
+use kernel::sync::rcu;
 
 use build::BuildError;
 use build::Layout;
@@ -116,7 +117,13 @@ fn create(
         unsafe { bindings::execslot_free_locked(slot) };
         return Err(err);
     }
-    Ok((at, layout.size))
+    // Report the slot's size (the allocator rounds up), so that kallsyms, perf ksymbol
+    // and ftrace_ops_trampoline() cover the slot exactly.
+    let (mut start, mut size, mut name) = (0, layout.size, ptr::null());
+    let _rcu = rcu::read_lock();
+    // SAFETY: the RCU read lock is held and the outputs are valid; `slot` is live.
+    unsafe { bindings::__execslot_lookup(at, &mut start, &mut size, &mut name) };
+    Ok((at, size))
 }
 
 fn report(err: BuildError) {

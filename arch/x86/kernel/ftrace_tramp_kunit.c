@@ -93,7 +93,7 @@ static void tramp_test_run(struct kunit *test, bool save_regs)
 	/* The trampoline is a live slot of its own size, named for kallsyms. */
 	KUNIT_EXPECT_TRUE(test, execslot_lookup(tramp, &start, &size, &name));
 	KUNIT_EXPECT_EQ(test, start, tramp);
-	KUNIT_EXPECT_EQ(test, size, round_up(t->ops.trampoline_size, 16));
+	KUNIT_EXPECT_EQ(test, size, t->ops.trampoline_size);
 	KUNIT_EXPECT_STREQ(test, name, "ftrace_trampoline");
 	KUNIT_EXPECT_TRUE(test, is_ftrace_trampoline(tramp));
 	KUNIT_EXPECT_TRUE(test, kernel_text_address(tramp));
