@@ -979,11 +979,7 @@ def tramp_code_bytes(out):
     """Bytes of one ftrace_caller trampoline of the kernel built in `out`: the template,
     then the return (create_trampoline()'s RET_SIZE, or our 5-byte return area) and
     the ops pointer, as each kernel lays them out."""
-    syms = {}
-    for line in run(['nm', os.path.join(out, 'vmlinux')], capture=True).stdout.splitlines():
-        p = line.split()
-        if len(p) == 3:
-            syms[p[2]] = int(p[0], 16)
+    syms = core.parse_nm(run(['nm', os.path.join(out, 'vmlinux')], capture=True).stdout)
     code = syms['ftrace_caller_end'] - syms['ftrace_caller']
     if 'x86_ftrace_tramp_create' in syms:
         return (code + 5 + 7) // 8 * 8 + 8

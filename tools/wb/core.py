@@ -316,13 +316,19 @@ def elf_read(data, addr, size):
     raise WorkbenchError(f'no section holds {size} bytes at {addr:#x}')
 
 
-def template_fixture(nm_text, elf_data, dotconfig_text, label):
-    """The fixture text for tools/host/fixtures/templates/<label>.txt."""
+def parse_nm(nm_text):
+    """Symbol -> address from `nm` output; the first of several same-named symbols wins."""
     syms = {}
     for line in nm_text.splitlines():
         parts = line.split()
         if len(parts) == 3:
             syms.setdefault(parts[2], int(parts[0], 16))
+    return syms
+
+
+def template_fixture(nm_text, elf_data, dotconfig_text, label):
+    """The fixture text for tools/host/fixtures/templates/<label>.txt."""
+    syms = parse_nm(nm_text)
     missing = [s for s in TEMPLATE_SYMBOLS if s not in syms]
     if missing:
         raise WorkbenchError(f'vmlinux lacks {", ".join(missing)} (is FUNCTION_TRACER on?)')
