@@ -245,6 +245,16 @@ fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
             return Err(ENOMEM);
         }
     };
+    // Without a ROX cache for this type (x86-64 without PSE) the page comes writable and
+    // not executable: make it ROX once, here, as create_trampoline() did per trampoline.
+    // SAFETY: plain calls on a page that nothing uses yet; execmem_free() restores its
+    // permissions (VM_FLUSH_RESET_PERMS) when it is given back.
+    if !unsafe { bindings::execmem_is_rox(ty) } && unsafe { bindings::set_memory_rox(addr, 1) } != 0
+    {
+        // SAFETY: `mem` came from `execmem_alloc()` and was never published.
+        unsafe { bindings::execmem_free(mem) };
+        return Err(ENOMEM);
+    }
     // SAFETY: `mem` is a fresh page of executable memory that nothing uses yet.
     unsafe { bindings::text_poke_set_locked(mem, INT3, PAGE_SIZE) };
     let raw = KBox::into_raw(pages.0);
@@ -267,11 +277,27 @@ fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
     Ok(unsafe { &*raw })
 }
 
+/// Whether `fail_execslot` fault injection fails this allocation.
+#[cfg(CONFIG_FAIL_EXECSLOT)]
+fn should_fail(size: usize) -> bool {
+    // SAFETY: plain call; `should_fail()` may be called in any context.
+    unsafe { bindings::execslot_should_fail(size) }
+}
+
+#[cfg(not(CONFIG_FAIL_EXECSLOT))]
+fn should_fail(_size: usize) -> bool {
+    false
+}
+
 /// Allocates a slot; the caller holds `text_mutex`.
 fn alloc(cache: *const bindings::execslot_cache, size: usize) -> Result<usize> {
     let n = granules_for(size).map_err(|_| EINVAL)?;
     let mut state = STATE.lock();
     let id = cache_id(&mut state, cache)?;
+    if should_fail(size) {
+        state.caches[id].stats.failures += 1;
+        return Err(ENOMEM);
+    }
     // SAFETY: `cache` is a valid `execslot_cache`.
     let ty = unsafe { (*cache).type_ };
 
@@ -508,14 +534,26 @@ fn slots_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
     Ok(())
 }
 
-/// Creates a read-only debugfs file that lives as long as the kernel.
-fn debugfs_file<F>(dir: &kernel::debugfs::Dir, name: &'static CStr, show: &'static F)
-where
+/// The debugfs files, which live as long as the kernel. Their addresses are kept here
+/// so that kmemleak, which scans this static, does not report them as leaked.
+static DEBUGFS_FILES: [AtomicPtr<c_void>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
+
+/// Creates a read-only debugfs file that lives as long as the kernel; `keep` holds
+/// its address.
+fn debugfs_file<F>(
+    dir: &kernel::debugfs::Dir,
+    name: &'static CStr,
+    show: &'static F,
+    keep: &AtomicPtr<c_void>,
+) where
     F: Fn(&(), &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
 {
     match KBox::pin_init(dir.read_callback_file(name, (), show), GFP_KERNEL) {
         // The file holds a reference to its directory.
-        Ok(file) => core::mem::forget(file),
+        Ok(file) => {
+            keep.store(ptr::from_ref(&*file).cast_mut().cast(), Ordering::Relaxed);
+            core::mem::forget(file);
+        }
         Err(_) => pr_warn!(
             "cannot create debugfs file {}\n",
             name.to_str().unwrap_or("?")
@@ -531,8 +569,8 @@ where
 #[export]
 pub unsafe extern "C" fn execslot_debugfs_init() {
     let dir = kernel::debugfs::Dir::new(c"execslot");
-    debugfs_file(&dir, c"stats", &stats_show);
-    debugfs_file(&dir, c"slots", &slots_show);
+    debugfs_file(&dir, c"stats", &stats_show, &DEBUGFS_FILES[0]);
+    debugfs_file(&dir, c"slots", &slots_show, &DEBUGFS_FILES[1]);
 }
 
 /// Statistics of `cache` and the number of pages held, for the tests.

@@ -167,6 +167,9 @@ void execslot_schedule_reap(void);
 void execslot_reap_begin(void);
 void execslot_reap_locked(void);
 
+/* fail_execslot fault injection (CONFIG_FAIL_EXECSLOT), in mm/execmem.c */
+bool execslot_should_fail(size_t size);
+
 int __execslot_get_kallsym(const struct execslot_cache *cache,
 			   unsigned int *symnum, unsigned long *value,
 			   unsigned long *size);

@@ -15,7 +15,7 @@ APT_PKGS=(
 	build-essential bc bison flex cpio kmod rsync python3
 	libelf-dev libssl-dev libncurses-dev dwarves zstd xz-utils
 	clang-19 lld-19 llvm-19 libclang-19-dev
-	busybox-static gdb file
+	busybox-static gdb file gnuplot-nox
 )
 QEMU_PKGS=(qemu-system-x86 qemu-utils)
 BINDGEN_MIN=0.71.1

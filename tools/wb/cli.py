@@ -36,6 +36,7 @@ CONFIGS = {
     'vng': ['base.config', 'vng.config'],
     'fp': ['base.config', 'fp.config'],
     'mitigations': ['base.config', 'mitigations.config'],
+    'stress': ['base.config', 'stress.config'],
 }
 
 PACKAGE = 'linux-source-7.3'
@@ -442,13 +443,16 @@ def build_dir(P, vanilla, config):
 
 # Merged last into every patched build: the options the series adds.
 SERIES_FRAGMENT = 'series.config'
+# Options of the series that only some configs enable (they depend on those configs').
+SERIES_EXTRA = {'stress': ['stress-series.config']}
 
 
 def fragments(config, vanilla=False):
     if config not in CONFIGS:
         raise WorkbenchError(f'unknown config {config!r}; known: {", ".join(CONFIGS)}')
     out = []
-    for f in CONFIGS[config] + ([] if vanilla else [SERIES_FRAGMENT]):
+    series = [] if vanilla else [SERIES_FRAGMENT] + SERIES_EXTRA.get(config, [])
+    for f in CONFIGS[config] + series:
         path = os.path.join(CI_KERNEL, f)
         if not os.path.isfile(path):
             raise WorkbenchError(f'config fragment {path} is missing')
@@ -935,6 +939,9 @@ def cmd_test(args):
         else:
             s.results.append(core.Result(f'boot {label}', False, 'not run: no kernel was built'))
             print(s.results[-1].line(), flush=True)
+    # The stress config, short form: lockdep, kmemleak, DEBUG_VM, W+X, fault injection.
+    if applied and args.stress_cycles:
+        s.step('stress', lambda: stress_results(P, args.stress_cycles, args.timeout))
     # Bisectability last, quick form: at each patch, compile what it changes (in the
     # scratch worktree and build/each-default). `check --each` builds whole kernels.
     if have_source and not args.no_each:
@@ -944,6 +951,27 @@ def cmd_test(args):
     say(f'time: total {sum(t for _, t in s.times):.0f}s')
     print(core.summary_line(s.results), flush=True)
     if any(r.ok is False for r in s.results):
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------
+# stress
+
+def stress_results(P, cycles, timeout):
+    """Build the stress config (lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fault injection)
+    and boot it with tools/guest/stress.sh: concurrent create/free cycles, injected
+    slot allocation failures, then accounting, kmemleak and W+X checks."""
+    out = build(P, False, 'stress')
+    return boot_results(P, out, P['linux'], 'patched-stress', f'stress.sh {cycles}', timeout)
+
+
+def cmd_stress(args):
+    P = require_source()
+    results = stress_results(P, args.cycles, args.timeout)
+    for r in results:
+        print(r.line(), flush=True)
+    print(core.summary_line(results), flush=True)
+    if any(r.ok is False for r in results):
         raise SystemExit(1)
 
 
@@ -990,22 +1018,59 @@ def tramp_code_bytes(out):
     return code + ret + 8
 
 
+def machine_info():
+    """One line on the host and the guest the bench ran on."""
+    model = '?'
+    with open('/proc/cpuinfo') as fh:
+        for line in fh:
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    qemu = run(['qemu-system-x86_64', '--version'], capture=True).stdout.splitlines()[0]
+    return (f'host: {model}, {os.cpu_count()} cores; {qemu.strip()}; guest: QEMU/TCG '
+            '(no KVM: a nested KVM guest hangs here), 2 vCPUs, 2 GiB')
+
+
+def bloat_report(tree, vanilla_out, patched_out):
+    """scripts/bloat-o-meter of vmlinux, vanilla -> patched: its total and largest rows."""
+    p = run([sys.executable, os.path.join(tree, 'scripts', 'bloat-o-meter'),
+             os.path.join(vanilla_out, 'vmlinux'), os.path.join(patched_out, 'vmlinux')],
+            capture=True)
+    lines = p.stdout.splitlines()
+    out = ['scripts/bloat-o-meter vmlinux (vanilla -> patched):']
+    out += [ln for ln in lines if ln.startswith(('add/remove', 'Total'))]
+    rows = [ln for ln in lines[2:] if ln and not ln.startswith(('add/remove', 'Total'))]
+    out += ['largest changes:'] + rows[:8]
+    return '\n'.join(out) + '\n'
+
+
+def bench_guest_cmd(args):
+    ns = ' '.join(map(str, args.instances))
+    kps = sorted(args.kprobes)
+    cmd = [f'sh /wb/tramp-mem.sh {ns}',
+           f'sh /wb/tramp-cost.sh instances {" ".join(map(str, args.cost_instances))}',
+           f'sh /wb/tramp-cost.sh ops {" ".join(map(str, args.ops))}',
+           f'sh /wb/tramp-cost.sh calls {args.call_runs} {args.calls}']
+    for k in kps[:-1]:
+        cmd.append(f'sh /wb/kprobe-stress.sh {k} 1 kprobes{k}')
+    cmd.append(f'sh /wb/kprobe-stress.sh {kps[-1]} {args.kprobe_rounds} kprobes{kps[-1]}')
+    cmd.append(f'sh /wb/tramp-mem.sh --keep {args.mix_instances} && '
+               f'sh /wb/kprobe-stress.sh {kps[-1]} 1 mix')
+    return '; '.join(cmd)
+
+
 def cmd_bench(args):
     P = paths()
     ns = args.instances
-    rows = []
-    kp = {}
+    rows, kp, cost, calls, kernels, outs = [], {}, {}, {}, {}, {}
+    gcmd = bench_guest_cmd(args)
     for label, vanilla in (('vanilla', True), ('patched', False)):
-        out = build(P, vanilla, args.config)
+        out = outs[label] = build(P, vanilla, args.config)
         tree = P['vanilla'] if vanilla else P['linux']
         # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
         # would not fit in the guest.
-        cmd = (f'sh /wb/tramp-mem.sh {" ".join(map(str, ns))}; '
-               f'sh /wb/kprobe-stress.sh {args.kprobes} {args.kprobe_rounds} kprobes; '
-               f'sh /wb/tramp-mem.sh --keep {args.mix_instances} && '
-               f'sh /wb/kprobe-stress.sh {args.kprobes} 1 mix')
-        res = qemu_boot(P, out, tree, cmd, f'bench-{label}-{args.config}', args.timeout,
-                        append='trace_buf_size=4096')
+        res = qemu_boot(P, out, tree, gcmd, f'bench-{label}-{args.config}', args.timeout,
+                        append='trace_buf_size=4096 kunit.enable=0')
         # The guest status is that of the last kprobe stress run, whose own checks are
         # for `test`; here only a splat or a dead guest fails the bench.
         problems = [p for p in res.problems() if 'guest command exited' not in p]
@@ -1016,34 +1081,83 @@ def cmd_bench(args):
         bad = [g for g in core.parse_guest_tests(res.text) if g.ok is False]
         if bad:
             raise WorkbenchError(f'{label}: ' + '; '.join(f'{g.name}: {g.why}' for g in bad[:5]))
+        m = re.search(r'WB-MEM-INFO kernel=(\S+)', res.text)
+        kernels[label] = (f'{m.group(1) if m else "?"} ({label}, config {args.config}, '
+                          f'{os.path.relpath(out, P["cache"])}/arch/x86/boot/bzImage, '
+                          f'console log {res.log_path})')
         kp[label] = core.parse_kp_lines(res.text)
-        if sorted(kp[label]) != ['kprobes', 'mix']:
+        want = sorted([f'kprobes{k}' for k in args.kprobes] + ['mix'])
+        if sorted(kp[label]) != want:
             raise WorkbenchError(f'{label}: the kprobes measurements are missing '
-                                 f'({res.log_path})')
+                                 f'(have {sorted(kp[label])}; {res.log_path})')
         mem = core.parse_mem_lines(res.text)
         if sorted(mem) != sorted(ns):
             raise WorkbenchError(f'{label}: measured n={sorted(mem)}, asked for {ns}')
         rows += core.mem_rows(label, mem, tramp_code_bytes(out))
-    report = core.mem_report(rows, args.config, ns) + '\n' + core.kp_report(kp)
+        cost[label] = core.parse_cost_lines(res.text)
+        want = sorted([('instances', n) for n in args.cost_instances]
+                      + [('ops', n) for n in [0] + args.ops])
+        if sorted(cost[label]) != want:
+            raise WorkbenchError(f'{label}: cost measurements missing (have '
+                                 f'{sorted(cost[label])}; {res.log_path})')
+        calls[label] = core.parse_call_lines(res.text)
+        got = {k: len(v) for k, v in calls[label].items()}
+        if got != {(r, s): args.call_runs for r in (1, 2) for s in (0, 1)}:
+            raise WorkbenchError(f'{label}: ns/call runs missing (have {got}; {res.log_path})')
+    cmdline = 'tools/workbench bench ' + ' '.join(
+        [f'--config {args.config}'] * (args.config != 'default')
+        + ['--instances ' + ' '.join(map(str, ns))]
+        + ['--kprobes ' + ' '.join(map(str, args.kprobes))]
+        + [f'--call-runs {args.call_runs} --calls {args.calls}'])
+    head = [f'Command: {cmdline}', f'Date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
+            f'Machine: {machine_info()}',
+            f'Kernels: vanilla {kernels["vanilla"]}', f'         patched {kernels["patched"]}',
+            'Guest command (both kernels; kernel command line trace_buf_size=4096 '
+            f'kunit.enable=0): {gcmd}',
+            '']
+    report = ('\n'.join(head) + '\n'
+              + core.mem_report(rows, args.config, ns) + '\n' + core.kp_report(kp) + '\n'
+              + core.cost_report(cost) + '\n'
+              + core.call_report(calls, (args.call_runs, args.calls)) + '\n'
+              + bloat_report(P['linux'], outs['vanilla'], outs['patched']))
     print(report)
+    outdir = os.path.join(REPO, 'results') if args.readme else os.path.join(P['cache'], 'bench')
+    os.makedirs(outdir, exist_ok=True)
+    dat, png = os.path.join(outdir, 'memory.dat'), os.path.join(outdir, 'memory.png')
+    with open(dat, 'w') as fh:
+        fh.write(core.plot_data(rows))
+    gp = core.gnuplot_script(dat, png, f'ftrace trampolines: executable memory, '
+                             f'v7.3 vs execslot (config {args.config}, QEMU/TCG)')
+    if not shutil.which('gnuplot'):
+        raise WorkbenchError('gnuplot not found (gnuplot-nox; run `tools/workbench setup`)')
+    run(['gnuplot'], input=gp, what='gnuplot')
+    with open(os.path.join(outdir, 'report.txt'), 'w') as fh:
+        fh.write(report)
+    data = {'command': cmdline, 'config': args.config, 'mode': 'QEMU/TCG',
+            'machine': machine_info(), 'date': time.strftime('%F'), 'kernels': kernels,
+            'guest_command': gcmd, 'rows': rows, 'kprobes': kp,
+            'cost': {k: {f'{w}-{n}': v for (w, n), v in c.items()} for k, c in cost.items()},
+            'ns_per_call': {k: {f'rel{r}-regs{g}': v for (r, g), v in c.items()}
+                            for k, c in calls.items()}}
+    with open(os.path.join(outdir, 'bench.json'), 'w') as fh:
+        json.dump(data, fh, indent=1)
+    if args.json:
+        with open(args.json, 'w') as fh:
+            json.dump(data, fh, indent=1)
+        say(f'wrote {args.json}')
+    say(f'wrote {os.path.join(outdir, "report.txt")}, bench.json, memory.dat and memory.png')
     if args.readme:
-        cmd = 'tools/workbench bench --readme ' + ' '.join(
-            [f'--config {args.config}'] * (args.config != 'default')
-            + ['--instances ' + ' '.join(map(str, ns))])
-        block = (f'Written by `{cmd}` on {time.strftime("%Y-%m-%d")}; the guest scripts are '
-                 '`tools/guest/tramp-mem.sh` and `tools/guest/kprobe-stress.sh`.\n\n```\n'
-                 + report + '```\n')
+        block = (f'Written by `{cmdline} --readme`; the guest scripts are in `tools/guest/` '
+                 '(`tramp-mem.sh`, `tramp-cost.sh`, `kprobe-stress.sh`). Plot: '
+                 '[results/memory.png](results/memory.png); all figures as JSON: '
+                 '[results/bench.json](results/bench.json).\n\n'
+                 '![executable memory vs N](results/memory.png)\n\n```\n' + report + '```\n')
         path = os.path.join(REPO, 'README.md')
         with open(path) as fh:
             text = fh.read()
         with open(path, 'w') as fh:
             fh.write(core.replace_block(text, 'bench-memory', block))
         say('updated the bench-memory block of README.md')
-    if args.json:
-        with open(args.json, 'w') as fh:
-            json.dump({'config': args.config, 'mode': 'QEMU/TCG', 'date': time.strftime('%F'),
-                       'rows': rows, 'kprobes': kp}, fh, indent=1)
-        say(f'wrote {args.json}')
     leaks = [r for r in rows if r['leaked_after_removal']]
     if leaks:
         raise WorkbenchError('memory not returned after removing the instances: '
@@ -1106,6 +1220,8 @@ def main(argv=None):
     p.add_argument('--no-each', action='store_true',
                    help='skip building the kernel at every patch (check --each)')
     p.add_argument('--timeout', type=int, default=1800, help='per boot, in seconds')
+    p.add_argument('--stress-cycles', type=int, default=200,
+                   help='cycles per worker of the stress boot (0: skip it)')
     sub.add_parser('export', help='work-tree commits -> patches/ and the added files')
     p = sub.add_parser('check', help='series applies, added files match, checkpatch --strict')
     p.add_argument('--each', action='store_true',
@@ -1118,19 +1234,31 @@ def main(argv=None):
     p.add_argument('--instances', type=int, default=8)
     p.add_argument('--timeout', type=int, default=900)
     p.add_argument('--force', action='store_true', help='as for apply')
-    p = sub.add_parser('bench', help='vanilla vs patched: executable memory of trampolines '
-                       'and kprobes')
+    p = sub.add_parser('bench', help='vanilla vs patched: memory, permission changes, '
+                       'latency and ns/call of trampolines and kprobes; a plot')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
-    p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500])
-    p.add_argument('--kprobes', type=int, default=1000, help='kprobes for the kprobes runs')
+    p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500, 1000])
+    p.add_argument('--cost-instances', type=int, nargs='+', default=[1, 10, 100, 500],
+                   help='N for the create/free cost of instances')
+    p.add_argument('--ops', type=int, nargs='+', default=[1, 10, 100, 500],
+                   help='N for registering/unregistering N ops (ftrace-ops.ko)')
+    p.add_argument('--call-runs', type=int, default=5, help='runs of each ns/call case')
+    p.add_argument('--calls', type=int, default=200000, help='traced calls per run')
+    p.add_argument('--kprobes', type=int, nargs='+', default=[100, 1000],
+                   help='kprobes for the kprobes runs (the largest also for the mix)')
     p.add_argument('--kprobe-rounds', type=int, default=3,
-                   help='rounds of the kprobes-alone run (add, enable, remove)')
+                   help='rounds of the largest kprobes-alone run (add, enable, remove)')
     p.add_argument('--mix-instances', type=int, default=200,
                    help='instances alive during the mixed kprobes run')
     p.add_argument('--json', metavar='FILE', help='also write the rows as JSON')
     p.add_argument('--readme', action='store_true',
-                   help='write the table into README.md (between the bench-memory markers)')
+                   help='write the report into README.md (between the bench-memory markers) '
+                   'and results/ (plot, JSON)')
     p.add_argument('--timeout', type=int, default=1800)
+    p = sub.add_parser('stress', help='stress and fault tests on the stress config '
+                       '(lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fail_execslot)')
+    p.add_argument('--cycles', type=int, default=1000, help='cycles per worker')
+    p.add_argument('--timeout', type=int, default=3600)
     p = sub.add_parser('fixtures', help='write the host tests\' ftrace template fixtures')
     p.add_argument('--configs', nargs='+', default=['default', 'fp', 'mitigations'],
                    choices=sorted(CONFIGS))
@@ -1138,7 +1266,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     fn = {'setup': cmd_setup, 'source': cmd_source, 'apply': cmd_apply, 'build': cmd_build,
           'boot': cmd_boot, 'test': cmd_test, 'export': cmd_export, 'check': cmd_check,
-          'demo': cmd_demo, 'fixtures': cmd_fixtures,
+          'demo': cmd_demo, 'fixtures': cmd_fixtures, 'stress': cmd_stress,
           'bench': cmd_bench}[args.cmd]
     try:
         fn(args)

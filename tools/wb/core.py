@@ -469,7 +469,8 @@ def kp_report(kp):
            '',
            f'{"tag":8} {"kernel":8} {"kprobes":>7} {"optimized":>9} {"kprobe pg":>9} '
            f'{"tramp pg":>8} {"shared":>6} {"exec pages":>10} {"KiB":>7}']
-    for tag in ('kprobes', 'mix'):
+    tags = sorted({t for k in kp.values() for t in k}, key=kp_tag_order)
+    for tag in tags:
         for kernel in ('vanilla', 'patched'):
             r = kp.get(kernel, {}).get(tag)
             if not r:
@@ -483,3 +484,144 @@ def kp_report(kp):
             out.append(f'{tag}: {v["exec_pages"]} pages vanilla, {p["exec_pages"]} patched '
                        f'({v["exec_pages"] / p["exec_pages"]:.1f}x less)')
     return '\n'.join(out) + '\n'
+
+
+def kp_tag_order(tag):
+    """kprobes100 before kprobes1000 before mix."""
+    m = re.match(r'^(\D*)(\d*)$', tag)
+    return (m.group(1) == 'mix', m.group(1), int(m.group(2) or 0))
+
+
+COST_RE = re.compile(r'^WB-COST what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
+COST_KEYS = ('create_us', 'free_us', 'setmem_create', 'setmem_free', 'flush_create',
+             'flush_free', 'ipi_create', 'ipi_free', 'tramps')
+CALL_RE = re.compile(r'^WB-CALL rel=(\d+) regs=(\d+) run=(\d+)((?: \w+=-?\d+)+)\s*$')
+
+
+def _kv(text, line, keys):
+    vals = {k: int(v) for k, v in (kv.split('=') for kv in text.split())}
+    missing = [k for k in keys if k not in vals]
+    if missing:
+        raise WorkbenchError(f'guest line lacks {", ".join(missing)}: {line}')
+    return vals
+
+
+def parse_cost_lines(log_text):
+    """{(what, n): {...}} from the WB-COST lines of tramp-cost.sh."""
+    out = {}
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw).strip()
+        if line.startswith('WB-COST-ERROR'):
+            raise WorkbenchError(f'guest: {line}')
+        m = COST_RE.match(line)
+        if m:
+            out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), line, COST_KEYS)
+    return out
+
+
+def parse_call_lines(log_text):
+    """{(nr_ops_relevant, save_regs): [ns per call of each run]} from WB-CALL lines."""
+    out = {}
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw).strip()
+        m = CALL_RE.match(line)
+        if m:
+            vals = _kv(m.group(4), line, ('calls', 'total_ns', 'ns_per_call'))
+            # The module's own ns/call is rounded down to whole ns; recompute it.
+            out.setdefault((int(m.group(1)), int(m.group(2))), []).append(
+                vals['total_ns'] / vals['calls'])
+    return out
+
+
+def spread(values):
+    """(median, min, max) of a non-empty list."""
+    v = sorted(values)
+    n = len(v)
+    med = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return med, v[0], v[-1]
+
+
+def ratio(p, v):
+    return f'{p / v:.2f}' if v else 'n/a'
+
+
+def cost_report(cost):
+    """Text table of tramp-cost.sh's figures: {kernel: {(what, n): {...}}}."""
+    out = ['Creating and freeing trampolines. "instances": N tracing instances, each tracing',
+           'one function (one trampoline each, plus a ring buffer and tracefs files);',
+           '"ops": samples/ftrace/ftrace-ops.ko registering N ops (one trampoline each)',
+           'at insmod, unregistering them at rmmod. ms from printk timestamps in the guest',
+           '(TCG: compare only the ratio p/v); set_memory = calls of set_memory_{rox,ro,rw,',
+           'x,nx}, flushes = calls of flush_tlb_kernel_range/flush_tlb_all (kprobe events),',
+           'IPIs = function-call + TLB-shootdown interrupts (/proc/interrupts CAL + TLB).',
+           '',
+           f'{"what":9} {"N":>5} {"kernel":8} {"create ms":>9} {"free ms":>9} '
+           f'{"set_memory c/f":>14} {"flushes c/f":>12} {"IPIs c/f":>11}']
+    keys = sorted({k for c in cost.values() for k in c})
+    for key in keys:
+        for kernel in ('vanilla', 'patched'):
+            r = cost.get(kernel, {}).get(key)
+            if not r:
+                continue
+            out.append(f'{key[0]:9} {key[1]:>5} {kernel:8} {r["create_us"] / 1000:>9.1f} '
+                       f'{r["free_us"] / 1000:>9.1f} '
+                       f'{r["setmem_create"]:>6} /{r["setmem_free"]:>6} '
+                       f'{r["flush_create"]:>5} /{r["flush_free"]:>5} '
+                       f'{r["ipi_create"]:>4} /{r["ipi_free"]:>5}')
+        v, p = cost.get('vanilla', {}).get(key), cost.get('patched', {}).get(key)
+        if v and p:
+            out.append(f'{"":9} {"":>5} {"p/v":8} {ratio(p["create_us"], v["create_us"]):>9} '
+                       f'{ratio(p["free_us"], v["free_us"]):>9}')
+    return '\n'.join(out) + '\n'
+
+
+def call_report(calls, runs_calls):
+    """Text table of ns per traced call: {kernel: {(rel, regs): [ns, ...]}}."""
+    out = ['ns per traced call, samples/ftrace/ftrace-ops.ko (nr_function_calls='
+           f'{runs_calls[1]}), {runs_calls[0]} runs per case: median [min, max];',
+           'rel = nr_ops_relevant (1: the call site calls the ops\' own trampoline, 2: the',
+           'list function through ftrace_caller/ftrace_regs_caller), regs = save_regs.',
+           '',
+           f'{"rel":>3} {"regs":>4} {"vanilla ns/call":>24} {"patched ns/call":>24} {"p/v":>5}']
+    keys = sorted({k for c in calls.values() for k in c})
+    for key in keys:
+        cells = []
+        meds = []
+        for kernel in ('vanilla', 'patched'):
+            vals = calls.get(kernel, {}).get(key)
+            if vals:
+                med, lo, hi = spread(vals)
+                meds.append(med)
+                cells.append(f'{med:.1f} [{lo:.1f}, {hi:.1f}]')
+            else:
+                meds.append(None)
+                cells.append('-')
+        r = ratio(meds[1], meds[0]) if None not in meds else 'n/a'
+        out.append(f'{key[0]:>3} {key[1]:>4} {cells[0]:>24} {cells[1]:>24} {r:>5}')
+    return '\n'.join(out) + '\n'
+
+
+def plot_data(rows):
+    """Lines "N vanilla_KiB patched_KiB" of total executable memory for trampolines."""
+    by = {}
+    for r in rows:
+        by.setdefault(r['n'], {})[r['kernel']] = r['total_pages'] * 4
+    lines = ['# N vanilla_KiB patched_KiB (every trampoline alive, boot leftovers included)']
+    for n in sorted(by):
+        if 'vanilla' in by[n] and 'patched' in by[n]:
+            lines.append(f'{n} {by[n]["vanilla"]} {by[n]["patched"]}')
+    return '\n'.join(lines) + '\n'
+
+
+def gnuplot_script(data_path, png_path, title):
+    return f"""set terminal pngcairo size 900,560 font ',11'
+set output '{png_path}'
+set title '{title}'
+set xlabel 'tracing instances N (one trampoline each)'
+set ylabel 'executable memory held by trampolines (KiB)'
+set logscale xy
+set grid
+set key top left
+plot '{data_path}' using 1:2 with linespoints lw 2 pt 7 title 'vanilla v7.3 (a page each)', \\
+     '{data_path}' using 1:3 with linespoints lw 2 pt 5 title 'patched (execslot slots)'
+"""

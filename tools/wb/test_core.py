@@ -343,5 +343,50 @@ class KpTest(unittest.TestCase):
             core.parse_kp_lines('WB-KP tag=x round=1 n=1\n')
 
 
+    def test_tag_order(self):
+        self.assertEqual(sorted(['mix', 'kprobes1000', 'kprobes100'], key=core.kp_tag_order),
+                         ['kprobes100', 'kprobes1000', 'mix'])
+
+
+class CostTest(unittest.TestCase):
+    LOG = ('[ 2.0] WB-COST what=instances n=10 create_us=844619 free_us=2519591 '
+           'setmem_create=0 setmem_free=3 flush_create=0 flush_free=6 ipi_create=149 '
+           'ipi_free=233 tramps=21\n'
+           'WB-CALL rel=1 regs=0 run=1 calls=200000 total_ns=3000000 ns_per_call=15\n'
+           'WB-CALL rel=1 regs=0 run=2 calls=200000 total_ns=1000000 ns_per_call=5\n'
+           'WB-CALL rel=1 regs=0 run=3 calls=200000 total_ns=2000000 ns_per_call=10\n')
+
+    def test_parse_cost(self):
+        cost = core.parse_cost_lines(self.LOG)
+        self.assertEqual(list(cost), [('instances', 10)])
+        self.assertEqual(cost[('instances', 10)]['ipi_free'], 233)
+        with self.assertRaisesRegex(WorkbenchError, 'guest: WB-COST-ERROR x'):
+            core.parse_cost_lines('WB-COST-ERROR x\n')
+        with self.assertRaisesRegex(WorkbenchError, 'lacks'):
+            core.parse_cost_lines('WB-COST what=ops n=1 create_us=1\n')
+        text = core.cost_report({'patched': cost, 'vanilla': {('instances', 10): dict(
+            cost[('instances', 10)], create_us=422309)}})
+        self.assertIn('instances    10 patched      844.6    2519.6', text)
+        self.assertRegex(text, r'p/v\s+2\.00\s+1\.00')
+
+    def test_calls_spread(self):
+        calls = core.parse_call_lines(self.LOG)
+        self.assertEqual(calls, {(1, 0): [15.0, 5.0, 10.0]})   # total_ns / calls
+        self.assertEqual(core.spread(calls[(1, 0)]), (10.0, 5.0, 15.0))
+        self.assertEqual(core.spread([1, 2, 3, 10]), (2.5, 1, 10))
+        text = core.call_report({'vanilla': {(1, 0): [20.0]}, 'patched': calls}, (3, 200000))
+        self.assertIn('20.0 [20.0, 20.0]', text)
+        self.assertIn('10.0 [5.0, 15.0]  0.50', text)
+
+    def test_plot_data(self):
+        rows = [{'kernel': 'vanilla', 'n': 10, 'total_pages': 21},
+                {'kernel': 'patched', 'n': 10, 'total_pages': 2},
+                {'kernel': 'vanilla', 'n': 1, 'total_pages': 12}]
+        self.assertEqual(core.plot_data(rows).splitlines()[1:], ['10 84 8'])
+        gp = core.gnuplot_script('/x/m.dat', '/x/m.png', 't')
+        self.assertIn("set output '/x/m.png'", gp)
+        self.assertIn("'/x/m.dat' using 1:3", gp)
+
+
 if __name__ == '__main__':
     unittest.main()

@@ -1,0 +1,201 @@
+#!/bin/sh
+# Stress and fault tests, run by `tools/workbench stress` and `test` on the stress config
+# (PROVE_LOCKING, DEBUG_KMEMLEAK, DEBUG_VM, DEBUG_WX, FAULT_INJECTION).
+# Usage: stress.sh CYCLES
+#   1. Five workers at once, CYCLES cycles each: two create and remove tracing instances
+#      (one trampoline each), two add, enable, disable and remove kprobes at function
+#      offsets (an insn slot each, an optinsn slot when optimized), one loads and unloads
+#      samples/ftrace/ftrace-ops.ko with three ops (CYCLES / 10 times).
+#   2. fail_execslot: slot allocation fails; ftrace keeps the ops on ftrace_caller,
+#      register_kprobe() fails cleanly, an optprobe stays unoptimized.
+#   3. Afterwards: execslot accounting back to where it was, kmemleak finds nothing,
+#      no W+X mapping. The host checks the console for splats (lockdep, WARN, BUG).
+# Prints "WB-TEST PASS|FAIL stress: ..." lines.
+CYCLES=${1:-200}
+T=/sys/kernel/tracing
+S=/sys/kernel/debug/execslot/stats
+F=/sys/kernel/debug/fail_execslot
+L=/sys/kernel/debug/kprobes/list
+K=/sys/kernel/debug/kmemleak
+MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
+failed=0
+pass() { echo "WB-TEST PASS stress: $1"; }
+fail() { echo "WB-TEST FAIL stress: $1 | $2"; failed=1; }
+check() { # name, then a command that must succeed
+	n=$1; shift
+	if "$@"; then pass "$n"; else fail "$n" "'$*' failed"; fi
+}
+# field CACHE COLUMN of execslot/stats ("cache pages slots bytes failures pending")
+field() { awk -v c="$1" -v f="$2" '$1 == c { v = $f } END { print v + 0 }' $S; }
+slots_all() { awk '$1 ~ /^(ftrace_|kprobe_)/ { s += $3; p += $6 } END { print s + 0, p + 0 }' $S; }
+
+echo "WB-INFO stress: $(uname -r) cycles=$CYCLES cpus=$(grep -c '^processor' /proc/cpuinfo)"
+check "execslot debugfs present" test -r $S
+check "fail_execslot present" test -d $F
+check "kmemleak present" test -w $K
+check "ftrace-ops.ko present" test -n "$MOD"
+# Forget what kmemleak has seen so far (boot), so that only new leaks are reported.
+echo clear > $K 2>/dev/null
+
+# Functions to trace and to probe: quiet ones (not called by the workers themselves).
+grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions |
+	grep -vE 'sched|irq|timer|rcu|lock|spin|tick|clock|idle|apic|mutex|page|kmem|slab|alloc|free|cpu|ring_buffer|trace|ftrace|kprobe|preempt|raw|local|read|write|poll|wake|task|signal|fault|mm|vma|fs|file|dentry|inode|path|mem|copy|user|cache|queue|work|event|probe|syscall|console|print|tty|serial|uart|x64|entry|exit|switch|nmi|smp|percpu|text_poke|int3|debug|kallsyms|list|str|find|get|put' \
+	> /tmp/stress_funcs
+# Kprobe sites: +9 or +5 into a function (past the fentry call), 40 of them per worker.
+echo > $T/kprobe_events
+: > /tmp/kp_sites
+while read -r f && [ "$(wc -l < /tmp/kp_sites)" -lt 80 ]; do
+	for off in 9 5; do
+		if echo "p:kpsel/x $f+$off" >> $T/kprobe_events 2>/dev/null; then
+			echo "-:kpsel/x" >> $T/kprobe_events
+			echo "$f+$off" >> /tmp/kp_sites
+			break
+		fi
+	done
+done < /tmp/stress_funcs
+check "80 kprobe sites found" test "$(wc -l < /tmp/kp_sites)" = 80
+base=$(slots_all)
+tramp_base=$(field ftrace_trampoline 3)
+
+# Workers: each prints "errors=N cycles=N" into /tmp/w_NAME.
+inst_worker() { # NAME FUNCTION
+	e=0; i=0
+	while [ $i -lt "$CYCLES" ]; do
+		i=$((i + 1))
+		d=$T/instances/$1_$i
+		{ mkdir $d && echo "$2" > $d/set_ftrace_filter && echo function > $d/current_tracer &&
+			grep -q "^$2 .*tramp:" $T/enabled_functions && echo nop > $d/current_tracer &&
+			rmdir $d; } 2>/dev/null || { e=$((e + 1)); rmdir $d 2>/dev/null; }
+	done
+	echo "errors=$e cycles=$i" > /tmp/w_$1
+}
+kprobe_worker() { # NAME FIRST_SITE
+	e=0; i=0
+	sed -n "$2,$(($2 + 39))p" /tmp/kp_sites > /tmp/sites_$1
+	while [ $i -lt "$CYCLES" ]; do
+		while read -r site && [ $i -lt "$CYCLES" ]; do
+			i=$((i + 1))
+			{ echo "p:$1/p $site" >> $T/kprobe_events && echo 1 > $T/events/$1/p/enable &&
+				echo 0 > $T/events/$1/p/enable && echo "-:$1/p" >> $T/kprobe_events; } \
+				2>/dev/null || { e=$((e + 1)); echo "-:$1/p" >> $T/kprobe_events; }
+		done < /tmp/sites_$1
+	done 2>/dev/null
+	echo "errors=$e cycles=$i" > /tmp/w_$1
+}
+ops_worker() {
+	e=0; i=0
+	while [ $i -lt $((CYCLES / 10)) ]; do
+		i=$((i + 1))
+		{ insmod "$MOD" nr_function_calls=10 nr_ops_relevant=2 nr_ops_irrelevant=1 \
+			save_regs=$((i % 2)) persist=1 && rmmod ftrace_ops; } 2>/dev/null ||
+			{ e=$((e + 1)); rmmod ftrace_ops 2>/dev/null; }
+	done
+	echo "errors=$e cycles=$i" > /tmp/w_ops
+}
+
+rm -f /tmp/w_*
+f1=$(sed -n 1p /tmp/stress_funcs)
+f2=$(sed -n 2p /tmp/stress_funcs)
+start=$(cut -d' ' -f1 /proc/uptime)
+inst_worker inst1 "$f1" &
+inst_worker inst2 "$f2" &
+kprobe_worker kp1 1 &
+kprobe_worker kp2 41 &
+ops_worker &
+wait
+echo "WB-INFO stress: workers done in $(awk -v s="$start" '{ print $1 - s }' /proc/uptime) s"
+for w in inst1 inst2 kp1 kp2 ops; do
+	r=$(cat /tmp/w_$w 2>/dev/null)
+	echo "WB-INFO stress: worker $w: $r"
+	case $r in
+	"errors=0 cycles=$CYCLES" | "errors=0 cycles=$((CYCLES / 10))") pass "worker $w: every cycle ok" ;;
+	*) fail "worker $w: every cycle ok" "${r:-no result}" ;;
+	esac
+done
+
+# Deferred frees (kprobes) are released by a work item after a grace period.
+wait_back() {
+	t=0
+	while [ $t -lt 30 ] && [ "$(slots_all)" != "$base" ]; do
+		sleep 1
+		t=$((t + 1))
+	done
+	[ "$(slots_all)" = "$base" ]
+}
+check "accounting back after the workers (slots, pending: $base)" wait_back
+
+# Faults. verbose=0: no stack dump per injected failure on the console.
+echo 0 > $F/verbose
+fails_tramp=$(field ftrace_trampoline 5)
+fails_insn=$(field kprobe_insn_page 5)
+echo 100 > $F/probability
+echo -1 > $F/times
+I=$T/instances/fault
+FUNC=vfs_read
+if mkdir $I; then
+	check "fault: instance filter" sh -c "echo $FUNC > $I/set_ftrace_filter"
+	check "fault: function tracer on without a trampoline" \
+		sh -c "echo function > $I/current_tracer"
+	cat /proc/version > /dev/null
+	line=$(grep "^$FUNC " $T/enabled_functions)
+	case $line in
+	*tramp:*) fail "fault: no trampoline when the slot allocation fails" "$line" ;;
+	"") fail "fault: no trampoline when the slot allocation fails" "$FUNC not enabled" ;;
+	*) pass "fault: no trampoline when the slot allocation fails" ;;
+	esac
+	check "fault: $FUNC still traced (through ftrace_caller)" grep -q " $FUNC <-" $I/trace
+	check "fault: failure counted" test "$(field ftrace_trampoline 5)" -gt "$fails_tramp"
+	echo nop > $I/current_tracer
+	rmdir $I || fail "fault: remove instance" "rmdir failed"
+else
+	fail "fault: mkdir instance" "mkdir $I failed"
+fi
+site=$(sed -n 1p /tmp/kp_sites)
+if echo "p:flt/p $site" >> $T/kprobe_events 2>/dev/null; then
+	fail "fault: kprobe registration fails cleanly" "p:flt/p $site was accepted"
+	echo "-:flt/p" >> $T/kprobe_events
+else
+	pass "fault: kprobe registration fails cleanly"
+fi
+check "fault: the failed kprobe is not listed" sh -c "! grep -q '$site' $L"
+check "fault: insn slot failure counted" test "$(field kprobe_insn_page 5)" -gt "$fails_insn"
+if insmod "$MOD" nr_function_calls=10 nr_ops_relevant=1 persist=1 2>/dev/null; then
+	pass "fault: ftrace-ops.ko registers its ops without trampolines"
+	rmmod ftrace_ops || fail "fault: rmmod ftrace_ops" "rmmod failed"
+else
+	fail "fault: ftrace-ops.ko registers its ops without trampolines" "insmod failed"
+fi
+# Only the second allocation fails (space: the first 16-byte insn slot passes): the
+# kprobe is registered, its optinsn slot is not, and it stays unoptimized.
+echo 17 > $F/space
+echo 1 > $F/times
+if echo "p:flt/opt vfs_read+9" >> $T/kprobe_events; then
+	echo 1 > $T/events/flt/opt/enable
+	sleep 2
+	check "fault: kprobe registered although its optinsn slot failed" grep -q 'vfs_read+0x9' $L
+	check "fault: that kprobe is not optimized" sh -c "! grep 'vfs_read+0x9' $L | grep -q OPTIMIZED"
+	cat /proc/version > /dev/null
+	check "fault: that kprobe still fires" sh -c \
+		"awk '\$1 == \"opt\" { exit !(\$2 > 0) }' $T/kprobe_profile"
+	echo 0 > $T/events/flt/opt/enable
+	echo "-:flt/opt" >> $T/kprobe_events
+else
+	fail "fault: kprobe registered although its optinsn slot failed" "kprobe_events refused it"
+fi
+echo 0 > $F/probability
+echo 0 > $F/space
+check "accounting back after the faults" wait_back
+check "trampoline slots as before the stress" test "$(field ftrace_trampoline 3)" = "$tramp_base"
+
+# kmemleak: objects must be at least 5 s old to be reported; scan twice.
+sleep 6
+echo scan > $K
+echo scan > $K
+if grep -q unreferenced $K; then
+	fail "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
+	cat $K
+else
+	pass "kmemleak: no leak"
+fi
+check "no W+X mapping (check_wx_pages)" grep -q SUCCESS /sys/kernel/debug/check_wx_pages
+exit $failed
