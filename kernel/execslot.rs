@@ -9,8 +9,10 @@
 //! `include/linux/execslot.h`.
 //!
 //! - Pages come from `execmem_alloc()` and are read-only and executable from the moment
-//!   they are mapped. Their contents are only written with `text_poke_copy_locked()`
-//!   and `text_poke_set_locked()`; the allocator never changes page permissions.
+//!   they are mapped (execmem's ROX cache); where execmem has no ROX cache for the type
+//!   (x86-64 only under Xen PV, which lacks PSE), a new page is made ROX with one
+//!   `set_memory_rox()`. There is no permission change per slot: contents are only
+//!   written with `text_poke_copy_locked()` and `text_poke_set_locked()`.
 //! - A new page and a freed slot are filled with INT3. A page whose slots are all free
 //!   goes back to execmem after an RCU grace period.
 //! - [`__execslot_contains`] and [`__execslot_lookup`] are lock-free: they read a table
@@ -33,6 +35,7 @@ use kernel::bindings;
 use kernel::error::code::EINVAL;
 use kernel::error::code::ENOMEM;
 use kernel::error::code::ERANGE;
+use kernel::error::Error;
 use kernel::error::Result;
 use kernel::ffi::c_char;
 use kernel::ffi::c_int;
@@ -245,15 +248,19 @@ fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
             return Err(ENOMEM);
         }
     };
-    // Without a ROX cache for this type (x86-64 without PSE) the page comes writable and
-    // not executable: make it ROX once, here, as create_trampoline() did per trampoline.
+    // Without a ROX cache for this type (on x86-64 only under Xen PV, which lacks PSE) the
+    // page may come writable: make it ROX once, here, as create_trampoline() did for each
+    // trampoline.
     // SAFETY: plain calls on a page that nothing uses yet; execmem_free() restores its
     // permissions (VM_FLUSH_RESET_PERMS) when it is given back.
-    if !unsafe { bindings::execmem_is_rox(ty) } && unsafe { bindings::set_memory_rox(addr, 1) } != 0
-    {
-        // SAFETY: `mem` came from `execmem_alloc()` and was never published.
-        unsafe { bindings::execmem_free(mem) };
-        return Err(ENOMEM);
+    if !unsafe { bindings::execmem_is_rox(ty) } {
+        // SAFETY: as above.
+        let ret = unsafe { bindings::set_memory_rox(addr, 1) };
+        if ret != 0 {
+            // SAFETY: `mem` came from `execmem_alloc()` and was never published.
+            unsafe { bindings::execmem_free(mem) };
+            return Err(Error::from_errno(ret));
+        }
     }
     // SAFETY: `mem` is a fresh page of executable memory that nothing uses yet.
     unsafe { bindings::text_poke_set_locked(mem, INT3, PAGE_SIZE) };
@@ -535,7 +542,9 @@ fn slots_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
 }
 
 /// The debugfs files, which live as long as the kernel. Their addresses are kept here
-/// so that kmemleak, which scans this static, does not report them as leaked.
+/// so that kmemleak, which scans this static, does not report them as leaked; `#[used]`
+/// keeps the compiler from dropping a static that is only ever written.
+#[used(compiler)]
 static DEBUGFS_FILES: [AtomicPtr<c_void>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
 
 /// Creates a read-only debugfs file that lives as long as the kernel; `keep` holds

@@ -5,8 +5,9 @@
  * Users that need small pieces of executable code (ftrace trampolines,
  * kprobes instruction slots) allocate slots from shared pages instead of a
  * page each. Pages come from execmem and are read-only and executable from
- * the moment they are mapped; slot contents are only ever written with
- * text_poke. New pages and freed slots are filled with INT3.
+ * the moment they are mapped (or made so once, where execmem has no ROX
+ * cache); slot contents are only ever written with text_poke, without a
+ * permission change per slot. New pages and freed slots are filled with INT3.
  */
 #ifndef _LINUX_EXECSLOT_H
 #define _LINUX_EXECSLOT_H
@@ -59,7 +60,8 @@ void execslot_debugfs_init(void);
  * The slot is filled with INT3. Write it with execslot_write_locked().
  *
  * Context: process context, text_mutex held. May sleep.
- * Return: 0, -EINVAL for a bad size, -ENOMEM when no memory is left.
+ * Return: 0, -EINVAL for a bad size or when 255 caches are registered
+ * already, -ENOMEM when no memory is left.
  */
 int execslot_alloc_locked(struct execslot_cache *cache, size_t size,
 			  void **slot);
@@ -102,6 +104,7 @@ int execslot_free_locked(void *slot);
  * @slot: where to store the slot's address
  *
  * Context: process context, text_mutex not held. May sleep.
+ * Return: as execslot_alloc_locked().
  */
 static inline int execslot_alloc(struct execslot_cache *cache, size_t size,
 				 void **slot)
@@ -118,6 +121,7 @@ static inline int execslot_alloc(struct execslot_cache *cache, size_t size,
  * @len: how many
  *
  * Context: process context, text_mutex not held. May sleep.
+ * Return: as execslot_write_locked().
  */
 static inline int execslot_write(void *slot, size_t offset, const void *src,
 				 size_t len)
@@ -131,6 +135,7 @@ static inline int execslot_write(void *slot, size_t offset, const void *src,
  * @slot: address returned by execslot_alloc()
  *
  * Context: process context, text_mutex not held. May sleep.
+ * Return: as execslot_free_locked().
  */
 static inline int execslot_free(void *slot)
 {
@@ -167,8 +172,10 @@ void execslot_schedule_reap(void);
 void execslot_reap_begin(void);
 void execslot_reap_locked(void);
 
-/* fail_execslot fault injection (CONFIG_FAIL_EXECSLOT), in mm/execmem.c */
+#ifdef CONFIG_FAIL_EXECSLOT
+/* fail_execslot fault injection, in mm/execmem.c */
 bool execslot_should_fail(size_t size);
+#endif
 
 int __execslot_get_kallsym(const struct execslot_cache *cache,
 			   unsigned int *symnum, unsigned long *value,
@@ -212,6 +219,8 @@ bool __execslot_lookup(unsigned long addr, unsigned long *start,
  * @addr: any address
  *
  * Safe from any context, NMI included.
+ *
+ * Return: true if @addr lies inside a live slot.
  */
 static inline bool execslot_contains(unsigned long addr)
 {

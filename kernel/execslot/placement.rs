@@ -2,8 +2,8 @@
 
 //! Placement of slots inside one page of executable memory.
 //!
-//! Pure logic without kernel types, so that the host crate in `tools/host` tests the very
-//! same file. A page is cut into [`GRANULE`]-byte granules. A slot is a run of granules;
+//! Pure logic without kernel types, so that the very same file also builds as a host
+//! crate for tests. A page is cut into [`GRANULE`]-byte granules. A slot is a run of granules;
 //! two bitmaps describe the page: `used` has a bit per granule that belongs to a slot and
 //! `start` a bit per granule that begins one, so the slot around any address can be found
 //! from the bitmaps alone, without a list of slots.
@@ -65,6 +65,8 @@ impl Default for PageMap {
     }
 }
 
+// Inlined into execslot's lock-free lookups, which kprobes must not probe.
+#[inline(always)]
 fn bit(bitmap: &[AtomicU64; WORDS], g: usize) -> bool {
     bitmap[g / 64].load(Ordering::Acquire) & (1u64 << (g % 64)) != 0
 }
@@ -100,6 +102,7 @@ impl PageMap {
     }
 
     /// Whether granule `g` belongs to a slot.
+    #[inline(always)]
     pub fn is_used(&self, g: usize) -> bool {
         g < GRANULES && bit(&self.used, g)
     }
@@ -215,6 +218,7 @@ impl PageMap {
     }
 
     /// The slot that granule `g` belongs to, as (first granule, granules), if any.
+    #[inline(always)]
     pub fn slot_at(&self, g: usize) -> Option<(usize, usize)> {
         if !self.is_used(g) {
             return None;
@@ -235,6 +239,7 @@ impl PageMap {
     }
 
     /// The slot containing byte `offset` of the page, as (offset, size) in bytes.
+    #[inline(always)]
     pub fn slot_at_offset(&self, offset: usize) -> Option<(usize, usize)> {
         if offset >= PAGE_SIZE {
             return None;

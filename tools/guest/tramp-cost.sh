@@ -22,15 +22,21 @@ MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
 QUIET=/tmp/quiet_funcs
 err() { echo "WB-COST-ERROR $*"; exit 1; }
 
-# Microseconds since boot, from the printk timestamp of a marker line.
-stamp() {
-	echo "wb-stamp $1" > /dev/kmsg
-	dmesg | sed -n "s/^\[ *\([0-9]*\)\.\([0-9]*\)\] wb-stamp $1\$/\1 \2/p" | tail -n1 |
-		awk '{ printf "%d\n", $1 * 1000000 + $2 }'
+# Timing marks: only a write to /dev/kmsg inside a timed window; the printk timestamps are
+# read afterwards (mark_us).
+mark() { echo "wb-mark $1" > /dev/kmsg; }
+mark_us() {
+	v=$(dmesg | sed -n "s/^\[ *\([0-9]*\)\.\([0-9]*\)\] wb-mark $1\$/\1 \2/p" | tail -n1 |
+		awk '{ printf "%d\n", $1 * 1000000 + $2 }')
+	[ -n "$v" ] || err "no printk timestamp for mark $1 (CONFIG_PRINTK_TIME?)"
+	echo "$v"
 }
 
 PERM_FUNCS="set_memory_rox set_memory_ro set_memory_rw set_memory_x set_memory_nx"
-FLUSH_FUNCS="flush_tlb_kernel_range flush_tlb_all"
+# flush_tlb_kernel_range()/flush_tlb_all() calls, and __cpa_flush_tlb(): the TLB flush of
+# set_memory_*(), run on every CPU. vfree()'s flushes are deferred (lazy purge) and may
+# fall outside the window.
+FLUSH_FUNCS="flush_tlb_kernel_range flush_tlb_all __cpa_flush_tlb"
 probes_on() {
 	for f in $PERM_FUNCS $FLUSH_FUNCS; do
 		grep -q " $f\$" /proc/kallsyms || continue
@@ -44,70 +50,81 @@ probes_off() {
 		echo "-:wbcost/$f" >> $T/kprobe_events 2>/dev/null
 	done
 }
-# "setmem flush ipi" counters now.
+# "setmem flush cal tlb" counters now: probe hits (kprobe_profile), and interrupts
+# received on all CPUs (/proc/interrupts: CAL function calls, TLB shootdowns).
 counters() {
 	s=$(awk -v l="$PERM_FUNCS" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) w[a[i]] = 1 }
 		$1 in w { s += $2 } END { print s + 0 }' $T/kprobe_profile)
 	f=$(awk -v l="$FLUSH_FUNCS" 'BEGIN { n = split(l, a, " "); for (i = 1; i <= n; i++) w[a[i]] = 1 }
 		$1 in w { s += $2 } END { print s + 0 }' $T/kprobe_profile)
-	i=$(awk '$1 == "CAL:" || $1 == "TLB:" { for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k }
-		END { print s + 0 }' /proc/interrupts)
-	echo "$s $f $i"
+	irq() { awk -v r="$1:" '$1 == r { for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k }
+		END { print s + 0 }' /proc/interrupts; }
+	echo "$s $f $(irq CAL) $(irq TLB)"
 }
 tramps() { awk '$3 == "ftrace_trampoline" { n++ } END { print n + 0 }' /proc/kallsyms; }
-# report WHAT N T0 T1 T2 "C0" "C1" "C2" TRAMPS
-report() {
-	echo "$1 $2 $3 $4 $5 $6 $7 $8 $9" | awk '{
-		printf "WB-COST what=%s n=%s create_us=%d free_us=%d", $1, $2, $4 - $3, $5 - $4
-		printf " setmem_create=%d setmem_free=%d", $9 - $6, $12 - $9
-		printf " flush_create=%d flush_free=%d", $10 - $7, $13 - $10
-		printf " ipi_create=%d ipi_free=%d\n", $11 - $8, $14 - $11
-	}' | sed "s/\$/ tramps=${10}/"
-}
 
-instances() {
-	[ -s $QUIET ] || err "no function list $QUIET (run tramp-mem.sh first)"
+# create_instances N / free_instances N: N instances, each tracing one function.
+create_instances() {
+	head -n "$1" $QUIET > /tmp/funcs
+	i=0
+	while read -r f; do
+		i=$((i + 1))
+		d=$T/instances/c$i
+		mkdir $d && echo "$f" > $d/set_ftrace_filter &&
+			echo function > $d/current_tracer || err "instance $i ($f)"
+	done < /tmp/funcs
+}
+free_instances() {
+	i=0
+	while [ $i -lt "$1" ]; do
+		i=$((i + 1))
+		echo nop > $T/instances/c$i/current_tracer
+		rmdir $T/instances/c$i || err "rmdir instance $i"
+	done
+}
+# create_ops N / free_ops N: ftrace-ops.ko registering N ops, and unloading it.
+create_ops() {
+	insmod "$MOD" nr_function_calls=1 nr_ops_relevant=0 nr_ops_irrelevant="$1" persist=1 ||
+		err "insmod ftrace-ops.ko with $1 ops"
+}
+free_ops() { rmmod ftrace_ops || err "rmmod ftrace_ops"; }
+
+# measure WHAT N...: a timed pass per N without probes, then a counted pass per N with
+# the probes on (their handlers would slow the kernel that calls set_memory_*() more).
+measure() {
+	what=$1
+	shift
 	for n in "$@"; do
-		[ "$(wc -l < $QUIET)" -ge "$n" ] || err "n=$n: only $(wc -l < $QUIET) functions"
-		head -n "$n" $QUIET > /tmp/funcs
+		mark "$what-$n-0"
+		create_$what "$n"
+		mark "$what-$n-1"
+		free_$what "$n"
+		mark "$what-$n-2"
+	done
+	for n in "$@"; do
+		echo "$n $(mark_us "$what-$n-0") $(mark_us "$what-$n-1") $(mark_us "$what-$n-2")"
+	done > /tmp/times_$what
+	# mark_us ran in a subshell: an error there only shows as a short line.
+	[ "$(awk 'NF != 4' /tmp/times_$what | wc -l)" = 0 ] || err "missing printk timestamps"
+	probes_on
+	for n in "$@"; do
 		c0=$(counters)
-		t0=$(stamp c0)
-		i=0
-		while read -r f; do
-			i=$((i + 1))
-			d=$T/instances/c$i
-			mkdir $d && echo "$f" > $d/set_ftrace_filter &&
-				echo function > $d/current_tracer || err "instance $i ($f)"
-		done < /tmp/funcs
-		t1=$(stamp c1)
+		create_$what "$n"
 		c1=$(counters)
 		tr=$(tramps)
-		i=0
-		while [ $i -lt "$n" ]; do
-			i=$((i + 1))
-			echo nop > $T/instances/c$i/current_tracer
-			rmdir $T/instances/c$i || err "rmdir instance $i"
-		done
-		t2=$(stamp c2)
-		report instances "$n" "$t0" "$t1" "$t2" "$c0" "$c1" "$(counters)" "$tr"
-	done
-}
-
-ops() {
-	[ -n "$MOD" ] || err "ftrace-ops.ko not found"
-	# n=0 first: what loading and unloading the module costs by itself.
-	for n in 0 "$@"; do
-		c0=$(counters)
-		t0=$(stamp o0)
-		insmod "$MOD" nr_function_calls=1 nr_ops_relevant=0 nr_ops_irrelevant="$n" \
-			persist=1 || err "insmod ftrace-ops.ko with $n ops"
-		t1=$(stamp o1)
 		c1=$(counters)
-		tr=$(tramps)
-		rmmod ftrace_ops || err "rmmod ftrace_ops"
-		t2=$(stamp o2)
-		report ops "$n" "$t0" "$t1" "$t2" "$c0" "$c1" "$(counters)" "$tr"
+		free_$what "$n"
+		c2=$(counters)
+		echo "$(awk -v n="$n" '$1 == n { print $2, $3, $4 }' /tmp/times_$what)" \
+			"$c0 $c1 $c2 $tr" | awk -v w="$what" -v n="$n" '{
+			printf "WB-COST what=%s n=%s create_us=%d free_us=%d", w, n, $2 - $1, $3 - $2
+			printf " setmem_create=%d setmem_free=%d", $8 - $4, $12 - $8
+			printf " flush_create=%d flush_free=%d", $9 - $5, $13 - $9
+			printf " ipi_create=%d ipi_free=%d", $10 - $6, $14 - $10
+			printf " tlb_create=%d tlb_free=%d tramps=%d\n", $11 - $7, $15 - $11, $16
+		}'
 	done
+	probes_off
 }
 
 calls() {
@@ -135,10 +152,17 @@ calls() {
 what=$1
 shift
 case $what in
-instances | ops)
-	probes_on
-	$what "$@"
-	probes_off
+instances)
+	[ -s $QUIET ] || err "no function list $QUIET (run tramp-mem.sh first)"
+	for n in "$@"; do
+		[ "$(wc -l < $QUIET)" -ge "$n" ] || err "n=$n: only $(wc -l < $QUIET) functions"
+	done
+	measure instances "$@"
+	;;
+ops)
+	[ -n "$MOD" ] || err "ftrace-ops.ko not found"
+	# n=0 first: what loading and unloading the module costs by itself.
+	measure ops 0 "$@"
 	;;
 calls) calls "$@" ;;
 *) err "usage: tramp-cost.sh instances|ops N... | calls RUNS CALLS" ;;

@@ -21,7 +21,14 @@ grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions |
 	sort -u > /tmp/quiet_funcs
 
 tramp_addrs() { awk '$3 == "ftrace_trampoline" { print $1 }' /proc/kallsyms | sort; }
-slot_field() { [ -r $S ] && awk -v f="$1" '$1 == "ftrace_trampoline" { print $f; exit }' $S; }
+# Always a number (0 without the series), so that every snapshot has six fields.
+slot_field() {
+	if [ -r $S ]; then
+		awk -v f="$1" '$1 == "ftrace_trampoline" { v = $f } END { print v + 0 }' $S
+	else
+		echo 0
+	fi
+}
 vm_exec() { awk '/execmem/ { s += $2 } END { print s + 0 }' /proc/vmallocinfo; }
 snapshot() {
 	tramp_addrs > /tmp/tr

@@ -37,6 +37,9 @@ CONFIGS = {
     'fp': ['base.config', 'fp.config'],
     'mitigations': ['base.config', 'mitigations.config'],
     'stress': ['base.config', 'stress.config'],
+    # Without Rust, and with Rust but without the series' option: the mainline C paths.
+    'norust': ['base.config', 'norust.config'],
+    'noexecslot': ['base.config'],
 }
 
 PACKAGE = 'linux-source-7.3'
@@ -318,6 +321,65 @@ def repo_overlay_files():
     return sorted(files)
 
 
+COVER = '0000-cover-letter.patch'
+COVER_SOURCE = os.path.join(TOOLS, 'cover-letter.txt')
+BENCH_JSON = os.path.join(REPO, 'results', 'bench.json')
+
+
+def recipients(linux, patch_files):
+    """(to, cc) of the series from the base tree's scripts/get_maintainer.pl."""
+    p = run(['perl', 'scripts/get_maintainer.pl', '--no-git', '--no-git-fallback',
+             *patch_files], cwd=linux, capture=True)
+    return core.parse_get_maintainer(p.stdout)
+
+
+def cover_description():
+    """tools/cover-letter.txt with @BENCH@ replaced by results/bench.json's figures."""
+    with open(COVER_SOURCE) as fh:
+        text = fh.read()
+    if '@BENCH@' in text:
+        if not os.path.isfile(BENCH_JSON):
+            raise WorkbenchError('results/bench.json is missing: run '
+                                 '`tools/workbench bench --readme` first')
+        with open(BENCH_JSON) as fh:
+            text = text.replace('@BENCH@', core.bench_summary(json.load(fh)))
+    return text
+
+
+def format_patch_args(linux, patch_files, subject_prefix='PATCH'):
+    to, cc = recipients(linux, patch_files)
+    desc = os.path.join(tempfile.mkdtemp(prefix='wb-cover-'), 'description')
+    with open(desc, 'w') as fh:
+        fh.write(cover_description())
+    return (['--zero-commit', '--no-signature', '--cover-letter', '--base=base',
+             '--cover-from-description=subject', f'--description-file={desc}',
+             f'--subject-prefix={subject_prefix}']
+            + [f'--to={t}' for t in to] + [f'--cc={c}' for c in cc])
+
+
+def cover_ident(linux):
+    """The series' author and its last commit's date for the cover letter, so that it
+    is signed like the patches and the same on every export."""
+    name, email, date = git('log', '-1', '--format=%an%n%ae%n%aD', 'HEAD',
+                            cwd=linux).splitlines()
+    return {'GIT_AUTHOR_NAME': name, 'GIT_AUTHOR_EMAIL': email, 'GIT_AUTHOR_DATE': date,
+            'GIT_COMMITTER_NAME': name, 'GIT_COMMITTER_EMAIL': email,
+            'GIT_COMMITTER_DATE': date}
+
+
+def cover_letter(linux, patch_files):
+    """patches/0000-cover-letter.patch: subject and text from tools/cover-letter.txt,
+    figures from results/bench.json, shortlog, diffstat, base-commit, To/Cc."""
+    tmp = tempfile.mkdtemp(prefix='wb-cover-')
+    try:
+        git('format-patch', '-q', '-o', tmp, *format_patch_args(linux, patch_files),
+            'base..HEAD', cwd=linux, env=cover_ident(linux))
+        with open(os.path.join(tmp, COVER)) as fh:
+            return fh.read()
+    finally:
+        shutil.rmtree(tmp)
+
+
 def cmd_export(args):
     P = require_source()
     linux = P['linux']
@@ -348,10 +410,14 @@ def cmd_export(args):
         names = sorted(os.listdir(tmp))
         for n in names:
             shutil.copy(os.path.join(tmp, n), os.path.join(PATCHES, n))
+        if commits:
+            cover = cover_letter(linux, [os.path.join(tmp, n) for n in names])
+            with open(os.path.join(PATCHES, COVER), 'w') as fh:
+                fh.write(cover)
     finally:
         shutil.rmtree(tmp)
     with open(os.path.join(PATCHES, 'series'), 'w') as fh:
-        fh.write(core.format_series(names, base_version(linux)))
+        fh.write(core.format_series([n for n in names if n != COVER], base_version(linux)))
     for f in repo_overlay_files():
         if f not in added:
             os.unlink(os.path.join(REPO, f))
@@ -443,15 +509,19 @@ def build_dir(P, vanilla, config):
 
 # Merged last into every patched build: the options the series adds.
 SERIES_FRAGMENT = 'series.config'
-# Options of the series that only some configs enable (they depend on those configs').
-SERIES_EXTRA = {'stress': ['stress-series.config']}
+# The series' options per config, for patched builds (default: SERIES_FRAGMENT).
+SERIES_FRAGMENTS = {
+    'stress': [SERIES_FRAGMENT, 'stress-series.config'],
+    'norust': ['norust-series.config'],
+    'noexecslot': ['noexecslot-series.config'],
+}
 
 
 def fragments(config, vanilla=False):
     if config not in CONFIGS:
         raise WorkbenchError(f'unknown config {config!r}; known: {", ".join(CONFIGS)}')
     out = []
-    series = [] if vanilla else [SERIES_FRAGMENT] + SERIES_EXTRA.get(config, [])
+    series = [] if vanilla else SERIES_FRAGMENTS.get(config, [SERIES_FRAGMENT])
     for f in CONFIGS[config] + series:
         path = os.path.join(CI_KERNEL, f)
         if not os.path.isfile(path):
@@ -751,7 +821,8 @@ def cmd_boot(args):
     out = build_dir(P, args.vanilla, args.config)
     cmd = args.exec or 'uname -a; cat /proc/cmdline'
     name = f'{"vanilla" if args.vanilla else "patched"}-{args.config}'
-    res = qemu_boot(P, out, tree, cmd, name, args.timeout, echo=not args.quiet)
+    res = qemu_boot(P, out, tree, cmd, name, args.timeout, echo=not args.quiet,
+                    append=args.append)
     problems = res.problems()
     if problems:
         raise WorkbenchError(f'boot {name} failed ({res.log_path}):\n  ' + '\n  '.join(problems))
@@ -922,6 +993,8 @@ def cmd_test(args):
     P = paths()
     if have_source:
         s.step('check', lambda: check_results(require_source()))
+        # The mbox that would go to LKML: git-ams onto the base, same tree.
+        s.step('send --dry-run', lambda: send_results(require_source())[0])
         applied = s.step('apply', lambda: cmd_apply(argparse.Namespace(force=False)))
     else:
         applied = False
@@ -951,6 +1024,69 @@ def cmd_test(args):
     say(f'time: total {sum(t for _, t in s.times):.0f}s')
     print(core.summary_line(s.results), flush=True)
     if any(r.ok is False for r in s.results):
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------
+# send
+
+def send_results(P, mbox=None):
+    """Write the mbox of the series as it would be sent (cover letter, To/Cc from
+    get_maintainer.pl, threaded) from the patches in patches/, then git am it onto the
+    base and compare the tree with the one patches/series gives."""
+    head, series = apply_in_scratch(P)
+    scratch = P['scratch']
+    want_tree = git('rev-parse', f'{head}^{{tree}}', cwd=scratch)
+    files = [os.path.join(PATCHES, n) for n in series.patches]
+    mbox = mbox or os.path.join(P['cache'], 'send', 'series.mbox')
+    os.makedirs(os.path.dirname(mbox), exist_ok=True)
+    text = git('format-patch', '--stdout', '--thread=shallow',
+               *format_patch_args(P['linux'], files), 'base..HEAD', cwd=scratch,
+               env=cover_ident(scratch))
+    with open(mbox, 'w') as fh:
+        fh.write(text + '\n')
+    results = []
+    n = text.count('\nSubject: [PATCH') + text.startswith('Subject: [PATCH')
+    results.append(core.Result(f'send: mbox has the cover letter and {len(series.patches)} '
+                               'patches', n == len(series.patches) + 1,
+                               f'{n} messages in {mbox}'))
+    heads = re.findall(r'^To: (.*)$', text, re.M)
+    results.append(core.Result('send: every message has To: from get_maintainer.pl',
+                               len(heads) == n and all(heads), f'{len(heads)} To: lines'))
+    run(['git', 'am', '--abort'], cwd=scratch, capture=True, check=False)
+    git('checkout', '-q', '-f', '--detach', 'base', cwd=scratch)
+    p = run(['git', 'am', '-q', '--empty=drop', '--committer-date-is-author-date', mbox],
+            cwd=scratch, capture=True, check=False, env=GIT_IDENT)
+    if p.returncode:
+        run(['git', 'am', '--abort'], cwd=scratch, capture=True, check=False)
+        results.append(core.Result('send: the mbox git-ams onto the base', False,
+                                   (p.stderr or p.stdout).strip()[-500:]))
+        return results, mbox
+    results.append(core.Result('send: the mbox git-ams onto the base', True))
+    got_tree = git('rev-parse', 'HEAD^{tree}', cwd=scratch)
+    count = git('rev-list', '--count', 'base..HEAD', cwd=scratch)
+    results.append(core.Result('send: the mbox gives the tree of patches/series',
+                               got_tree == want_tree and int(count) == len(series.patches),
+                               f'tree {got_tree[:12]} vs {want_tree[:12]}, {count} commits'))
+    return results, mbox
+
+
+def cmd_send(args):
+    if not args.dry_run:
+        raise WorkbenchError('only --dry-run: this machine sends no mail. Send the mbox it '
+                             'writes with `git send-email` from a machine that can.')
+    P = require_source()
+    results, mbox = send_results(P, args.mbox)
+    for r in results:
+        print(r.line(), flush=True)
+    with open(mbox) as fh:
+        text = fh.read()
+    for h in ('To', 'Cc'):
+        m = re.search(rf'^{h}: (.*(?:\n[ \t].*)*)', text, re.M)
+        if m:
+            say(f'{h}: ' + ' '.join(m.group(1).split()))
+    say(f'mbox: {mbox} (send with: git send-email {mbox})')
+    if any(r.ok is False for r in results):
         raise SystemExit(1)
 
 
@@ -1041,7 +1177,8 @@ def bloat_report(tree, vanilla_out, patched_out):
     out += [ln for ln in lines if ln.startswith(('add/remove', 'Total'))]
     rows = [ln for ln in lines[2:] if ln and not ln.startswith(('add/remove', 'Total'))]
     out += ['largest changes:'] + rows[:8]
-    return '\n'.join(out) + '\n'
+    total = next((ln for ln in lines if ln.startswith('Total')), '')
+    return '\n'.join(out) + '\n', total
 
 
 def bench_guest_cmd(args):
@@ -1109,6 +1246,7 @@ def cmd_bench(args):
         + ['--instances ' + ' '.join(map(str, ns))]
         + ['--kprobes ' + ' '.join(map(str, args.kprobes))]
         + [f'--call-runs {args.call_runs} --calls {args.calls}'])
+    bloat = bloat_report(P['linux'], outs['vanilla'], outs['patched'])
     head = [f'Command: {cmdline}', f'Date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
             f'Machine: {machine_info()}',
             f'Kernels: vanilla {kernels["vanilla"]}', f'         patched {kernels["patched"]}',
@@ -1119,7 +1257,7 @@ def cmd_bench(args):
               + core.mem_report(rows, args.config, ns) + '\n' + core.kp_report(kp) + '\n'
               + core.cost_report(cost) + '\n'
               + core.call_report(calls, (args.call_runs, args.calls)) + '\n'
-              + bloat_report(P['linux'], outs['vanilla'], outs['patched']))
+              + bloat[0])
     print(report)
     outdir = os.path.join(REPO, 'results') if args.readme else os.path.join(P['cache'], 'bench')
     os.makedirs(outdir, exist_ok=True)
@@ -1136,6 +1274,7 @@ def cmd_bench(args):
     data = {'command': cmdline, 'config': args.config, 'mode': 'QEMU/TCG',
             'machine': machine_info(), 'date': time.strftime('%F'), 'kernels': kernels,
             'guest_command': gcmd, 'rows': rows, 'kprobes': kp,
+            'mix_instances': args.mix_instances, 'bloat_total': bloat[1],
             'cost': {k: {f'{w}-{n}': v for (w, n), v in c.items()} for k, c in cost.items()},
             'ns_per_call': {k: {f'rel{r}-regs{g}': v for (r, g), v in c.items()}
                             for k, c in calls.items()}}
@@ -1212,6 +1351,7 @@ def main(argv=None):
     p.add_argument('--vanilla', action='store_true')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
     p.add_argument('--exec', metavar='CMD', help='guest shell command (default: uname -a)')
+    p.add_argument('--append', default='', help='more kernel command line')
     p.add_argument('--vng', action='store_true', help='boot through virtme-ng (config vng)')
     p.add_argument('--timeout', type=int, default=600)
     p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
@@ -1243,7 +1383,8 @@ def main(argv=None):
     p.add_argument('--ops', type=int, nargs='+', default=[1, 10, 100, 500],
                    help='N for registering/unregistering N ops (ftrace-ops.ko)')
     p.add_argument('--call-runs', type=int, default=5, help='runs of each ns/call case')
-    p.add_argument('--calls', type=int, default=200000, help='traced calls per run')
+    p.add_argument('--calls', type=int, default=2000000,
+                   help='traced calls per run (the guest clock ticks in 4 ms steps under TCG)')
     p.add_argument('--kprobes', type=int, nargs='+', default=[100, 1000],
                    help='kprobes for the kprobes runs (the largest also for the mix)')
     p.add_argument('--kprobe-rounds', type=int, default=3,
@@ -1255,6 +1396,10 @@ def main(argv=None):
                    help='write the report into README.md (between the bench-memory markers) '
                    'and results/ (plot, JSON)')
     p.add_argument('--timeout', type=int, default=1800)
+    p = sub.add_parser('send', help='write the series as an mbox ready for git send-email, '
+                       'and check it git-ams onto the base')
+    p.add_argument('--dry-run', action='store_true', help='write and check, send nothing')
+    p.add_argument('--mbox', metavar='FILE', help='where to write it (default: the cache)')
     p = sub.add_parser('stress', help='stress and fault tests on the stress config '
                        '(lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fail_execslot)')
     p.add_argument('--cycles', type=int, default=1000, help='cycles per worker')
@@ -1267,6 +1412,7 @@ def main(argv=None):
     fn = {'setup': cmd_setup, 'source': cmd_source, 'apply': cmd_apply, 'build': cmd_build,
           'boot': cmd_boot, 'test': cmd_test, 'export': cmd_export, 'check': cmd_check,
           'demo': cmd_demo, 'fixtures': cmd_fixtures, 'stress': cmd_stress,
+          'send': cmd_send,
           'bench': cmd_bench}[args.cmd]
     try:
         fn(args)

@@ -407,15 +407,17 @@ def mem_report(rows, config, ns):
            f'(config {config}; QEMU/TCG, 2 vCPUs). "added" = 4 KiB pages the N trampolines',
            'added; "all" = every trampoline alive then, with those the boot self tests left,',
            'and the pages holding them; B/tramp = bytes of those pages per trampoline;',
-           'packing = trampoline code / bytes of those pages.',
+           'packing = trampoline code / bytes of those pages; vmalloc = growth of the',
+           'execmem lines of /proc/vmallocinfo (x86 takes EXECMEM_FTRACE from 2 MiB ROX',
+           'chunks, so it moves in 2 MiB steps, on both kernels).',
            '',
            f'{"N":>5} {"kernel":8} {"added":>6} {"KiB added":>9} {"all":>5} {"pages":>6} '
-           f'{"B/tramp":>8} {"packing":>8}  leak after removal']
+           f'{"B/tramp":>8} {"packing":>8} {"vmalloc KiB":>11}  leak after removal']
     for r in rows:
         out.append(f'{r["n"]:>5} {r["kernel"]:8} {r["pages_added"]:>6} '
                    f'{r["bytes_added"] / 1024:>9.1f} {r["total_trampolines"]:>5} '
                    f'{r["total_pages"]:>6} {r["bytes_per_trampoline"]:>8.1f} '
-                   f'{r["packing"] * 100:>7.1f}%  '
+                   f'{r["packing"] * 100:>7.1f}% {r["vmalloc_exec_added"] / 1024:>11.0f}  '
                    + (', '.join(f'{k} {v}' for k, v in r['leaked_after_removal'].items())
                       or 'none'))
     by = {(r['kernel'], r['n']): r for r in rows}
@@ -494,7 +496,7 @@ def kp_tag_order(tag):
 
 COST_RE = re.compile(r'^WB-COST what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
 COST_KEYS = ('create_us', 'free_us', 'setmem_create', 'setmem_free', 'flush_create',
-             'flush_free', 'ipi_create', 'ipi_free', 'tramps')
+             'flush_free', 'ipi_create', 'ipi_free', 'tlb_create', 'tlb_free', 'tramps')
 CALL_RE = re.compile(r'^WB-CALL rel=(\d+) regs=(\d+) run=(\d+)((?: \w+=-?\d+)+)\s*$')
 
 
@@ -550,13 +552,16 @@ def cost_report(cost):
     out = ['Creating and freeing trampolines. "instances": N tracing instances, each tracing',
            'one function (one trampoline each, plus a ring buffer and tracefs files);',
            '"ops": samples/ftrace/ftrace-ops.ko registering N ops (one trampoline each)',
-           'at insmod, unregistering them at rmmod. ms from printk timestamps in the guest',
-           '(TCG: compare only the ratio p/v); set_memory = calls of set_memory_{rox,ro,rw,',
-           'x,nx}, flushes = calls of flush_tlb_kernel_range/flush_tlb_all (kprobe events),',
-           'IPIs = function-call + TLB-shootdown interrupts (/proc/interrupts CAL + TLB).',
+           'at insmod, unregistering them at rmmod ("ops 0": the module alone). ms from',
+           'printk timestamps in the guest, in a pass without probes (TCG: compare only the',
+           'ratio p/v). Counted in a second pass: set_memory = calls of set_memory_{rox,ro,',
+           'rw,x,nx}; flushes = calls of flush_tlb_kernel_range/flush_tlb_all and runs of',
+           '__cpa_flush_tlb on each CPU (kprobe events); IPIs = function-call interrupts,',
+           'TLB = TLB-shootdown interrupts, all CPUs (/proc/interrupts CAL, TLB). c/f =',
+           'while creating / while freeing.',
            '',
            f'{"what":9} {"N":>5} {"kernel":8} {"create ms":>9} {"free ms":>9} '
-           f'{"set_memory c/f":>14} {"flushes c/f":>12} {"IPIs c/f":>11}']
+           f'{"set_memory c/f":>14} {"flushes c/f":>12} {"IPIs c/f":>11} {"TLB c/f":>11}']
     keys = sorted({k for c in cost.values() for k in c})
     for key in keys:
         for kernel in ('vanilla', 'patched'):
@@ -567,7 +572,8 @@ def cost_report(cost):
                        f'{r["free_us"] / 1000:>9.1f} '
                        f'{r["setmem_create"]:>6} /{r["setmem_free"]:>6} '
                        f'{r["flush_create"]:>5} /{r["flush_free"]:>5} '
-                       f'{r["ipi_create"]:>4} /{r["ipi_free"]:>5}')
+                       f'{r["ipi_create"]:>4} /{r["ipi_free"]:>5} '
+                       f'{r["tlb_create"]:>4} /{r["tlb_free"]:>5}')
         v, p = cost.get('vanilla', {}).get(key), cost.get('patched', {}).get(key)
         if v and p:
             out.append(f'{"":9} {"":>5} {"p/v":8} {ratio(p["create_us"], v["create_us"]):>9} '
@@ -581,6 +587,8 @@ def call_report(calls, runs_calls):
            f'{runs_calls[1]}), {runs_calls[0]} runs per case: median [min, max];',
            'rel = nr_ops_relevant (1: the call site calls the ops\' own trampoline, 2: the',
            'list function through ftrace_caller/ftrace_regs_caller), regs = save_regs.',
+           'The module times the loop with ktime, which advances in 4 ms steps in this',
+           'guest: the runs are long to keep that step small against them.',
            '',
            f'{"rel":>3} {"regs":>4} {"vanilla ns/call":>24} {"patched ns/call":>24} {"p/v":>5}']
     keys = sorted({k for c in calls.values() for k in c})
@@ -625,3 +633,74 @@ set key top left
 plot '{data_path}' using 1:2 with linespoints lw 2 pt 7 title 'vanilla v7.3 (a page each)', \\
      '{data_path}' using 1:3 with linespoints lw 2 pt 5 title 'patched (execslot slots)'
 """
+
+
+# ---------------------------------------------------------------------------
+# sending
+
+MAINT_RE = re.compile(r'^(.*?@[^\s()]+)\s+\((.*)\)\s*$')
+
+
+def parse_get_maintainer(text):
+    """(to, cc) from scripts/get_maintainer.pl output with role stats: maintainers
+    (and x86@kernel.org) are To, reviewers and lists Cc; order kept, no duplicates."""
+    to, cc = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        m = MAINT_RE.match(line)
+        if not m:
+            continue
+        who, role = m.group(1), m.group(2)
+        dest = to if role.startswith('maintainer') else cc
+        if who not in to and who not in cc:
+            dest.append(who)
+    if not to:
+        raise WorkbenchError('get_maintainer.pl named no maintainer')
+    return to, cc
+
+
+def bench_summary(data):
+    """The cover letter's figures, from results/bench.json of `bench --readme`."""
+    rows = {(r['kernel'], r['n']): r for r in data['rows']}
+    ns = sorted({r['n'] for r in data['rows']})
+    out = [f'  ftrace trampolines (executable memory with N tracing instances, each',
+           f'  with a trampoline; boot-time trampolines included):']
+    for n in ns:
+        v, p = rows.get(('vanilla', n)), rows.get(('patched', n))
+        if v and p and p['total_pages']:
+            out.append(f'    N={n:<5} vanilla {v["total_pages"] * 4:>5} KiB, patched '
+                       f'{p["total_pages"] * 4:>4} KiB ({v["total_pages"] / p["total_pages"]:.1f}x less)')
+    kp = data.get('kprobes', {})
+    tags = sorted({t for k in kp.values() for t in k}, key=kp_tag_order)
+    out.append('  kprobes at function offsets (all executable pages, trampolines too):')
+    for t in tags:
+        v, p = kp.get('vanilla', {}).get(t), kp.get('patched', {}).get(t)
+        if v and p and p['exec_pages']:
+            what = ('mix: %d kprobes + %s instances' % (v['n'], data.get('mix_instances', '?'))
+                    if t == 'mix' else f'{v["n"]} kprobes')
+            out.append(f'    {what}: vanilla {v["exec_pages"] * 4} KiB, patched '
+                       f'{p["exec_pages"] * 4} KiB ({v["exec_pages"] / p["exec_pages"]:.1f}x less)')
+    cost = data.get('cost', {})
+    v, p = cost.get('vanilla', {}), cost.get('patched', {})
+    keys = [k for k in v if k.startswith('instances-') and k in p]
+    if keys:
+        k = max(keys, key=lambda x: int(x.split('-')[1]))
+        out.append(f'  creating / freeing {k.split("-")[1]} instances:')
+        out.append(f'    set_memory_*() calls: vanilla {v[k]["setmem_create"]} / '
+                   f'{v[k]["setmem_free"]}, patched {p[k]["setmem_create"]} / '
+                   f'{p[k]["setmem_free"]}')
+        out.append(f'    time, patched/vanilla: {ratio(p[k]["create_us"], v[k]["create_us"])}'
+                   f' / {ratio(p[k]["free_us"], v[k]["free_us"])}')
+    calls = data.get('ns_per_call', {})
+    cv, cp = calls.get('vanilla', {}), calls.get('patched', {})
+    cells = []
+    for k in sorted(cv):
+        if k in cp:
+            cells.append(f'{k.replace("-", " ")} {ratio(spread(cp[k])[0], spread(cv[k])[0])}')
+    if cells:
+        out.append('  ns per traced call (ftrace-ops.ko), median patched/vanilla')
+        out.append('  (TCG timings are noisy: min and max are in the report):')
+        out.append('    ' + ', '.join(cells))
+    if data.get('bloat_total'):
+        out.append(f'  vmlinux: {data["bloat_total"]}')
+    return '\n'.join(out)

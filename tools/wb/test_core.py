@@ -96,6 +96,25 @@ class TestConfig(unittest.TestCase):
             self.assertEqual(base.get('CONFIG_' + opt), 'y', opt)
         self.assertIn(base.get('CONFIG_SAMPLE_FTRACE_OPS'), ('y', 'm'))
 
+    def test_fragments_per_config(self):
+        names = lambda c, v=False: [os.path.basename(f) for f in cli.fragments(c, v)]
+        self.assertEqual(names('default'), ['base.config', 'series.config'])
+        self.assertEqual(names('default', True), ['base.config'])
+        self.assertEqual(names('stress'), ['base.config', 'stress.config', 'series.config',
+                                           'stress-series.config'])
+        self.assertEqual(names('stress', True), ['base.config', 'stress.config'])
+        self.assertEqual(names('norust'), ['base.config', 'norust.config',
+                                           'norust-series.config'])
+        self.assertEqual(names('noexecslot'), ['base.config', 'noexecslot-series.config'])
+        for c in cli.CONFIGS:
+            for f in cli.fragments(c) + cli.fragments(c, True):
+                with open(f) as fh:
+                    self.assertTrue(core.parse_config(fh.read()), f)
+        with open(os.path.join(cli.CI_KERNEL, 'stress.config')) as fh:
+            stress = core.parse_config(fh.read())
+        for opt in ('PROVE_LOCKING', 'DEBUG_KMEMLEAK', 'DEBUG_VM', 'DEBUG_WX', 'FAULT_INJECTION'):
+            self.assertEqual(stress.get('CONFIG_' + opt), 'y', opt)
+
 
 class TestBuildLog(unittest.TestCase):
     def test_compiler_warnings(self):
@@ -351,7 +370,7 @@ class KpTest(unittest.TestCase):
 class CostTest(unittest.TestCase):
     LOG = ('[ 2.0] WB-COST what=instances n=10 create_us=844619 free_us=2519591 '
            'setmem_create=0 setmem_free=3 flush_create=0 flush_free=6 ipi_create=149 '
-           'ipi_free=233 tramps=21\n'
+           'ipi_free=233 tlb_create=1 tlb_free=2 tramps=21\n'
            'WB-CALL rel=1 regs=0 run=1 calls=200000 total_ns=3000000 ns_per_call=15\n'
            'WB-CALL rel=1 regs=0 run=2 calls=200000 total_ns=1000000 ns_per_call=5\n'
            'WB-CALL rel=1 regs=0 run=3 calls=200000 total_ns=2000000 ns_per_call=10\n')
@@ -386,6 +405,44 @@ class CostTest(unittest.TestCase):
         gp = core.gnuplot_script('/x/m.dat', '/x/m.png', 't')
         self.assertIn("set output '/x/m.png'", gp)
         self.assertIn("'/x/m.dat' using 1:3", gp)
+
+
+class SendTest(unittest.TestCase):
+    def test_get_maintainer(self):
+        text = ('Steven Rostedt <rostedt@goodmis.org> (maintainer:TRACING)\n'
+                'Mark Rutland <mark.rutland@arm.com> (reviewer:FUNCTION HOOKS (FTRACE))\n'
+                'x86@kernel.org (maintainer:X86 ARCHITECTURE (32-BIT AND 64-BIT))\n'
+                'linux-kernel@vger.kernel.org (open list)\n'
+                'Steven Rostedt <rostedt@goodmis.org> (maintainer:FUNCTION HOOKS (FTRACE))\n'
+                'fatal: ambiguous argument\n')
+        to, cc = core.parse_get_maintainer(text)
+        self.assertEqual(to, ['Steven Rostedt <rostedt@goodmis.org>', 'x86@kernel.org'])
+        self.assertEqual(cc, ['Mark Rutland <mark.rutland@arm.com>',
+                              'linux-kernel@vger.kernel.org'])
+        with self.assertRaisesRegex(WorkbenchError, 'no maintainer'):
+            core.parse_get_maintainer('linux-kernel@vger.kernel.org (open list)\n')
+
+    def test_bench_summary(self):
+        data = {'rows': [{'kernel': 'vanilla', 'n': 10, 'total_pages': 21},
+                         {'kernel': 'patched', 'n': 10, 'total_pages': 2}],
+                'kprobes': {'vanilla': {'mix': {'n': 1000, 'exec_pages': 240}},
+                            'patched': {'mix': {'n': 1000, 'exec_pages': 40}}},
+                'mix_instances': 200,
+                'cost': {'vanilla': {'instances-10': {'setmem_create': 40, 'setmem_free': 0,
+                                                      'create_us': 100, 'free_us': 200}},
+                         'patched': {'instances-10': {'setmem_create': 0, 'setmem_free': 0,
+                                                      'create_us': 90, 'free_us': 200}}},
+                'ns_per_call': {'vanilla': {'rel1-regs0': [10, 12, 11]},
+                                'patched': {'rel1-regs0': [11, 11, 13]}},
+                'bloat_total': 'Total: Before=1, After=2, chg +100.00%'}
+        text = core.bench_summary(data)
+        self.assertIn('N=10    vanilla    84 KiB, patched    8 KiB (10.5x less)', text)
+        self.assertIn('mix: 1000 kprobes + 200 instances: vanilla 960 KiB, patched 160 KiB '
+                      '(6.0x less)', text)
+        self.assertIn('set_memory_*() calls: vanilla 40 / 0, patched 0 / 0', text)
+        self.assertIn('time, patched/vanilla: 0.90 / 1.00', text)
+        self.assertIn('rel1 regs0 1.00', text)
+        self.assertIn('vmlinux: Total: Before=1', text)
 
 
 if __name__ == '__main__':

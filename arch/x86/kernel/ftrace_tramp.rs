@@ -7,8 +7,8 @@
 //! takes a slot of the trampoline's size from an execslot cache, builds the trampoline for
 //! the slot's address with the pure [`build`] module and writes it with
 //! `execslot_write_locked()`: the caller holds `text_mutex`.
-//! Slots are executable and read-only from the start, so there is no permission change and
-//! nothing for `set_ftrace_ops_ro()` to do. The C API is in `asm/ftrace_tramp.h`.
+//! Slots are never writable, so there is no permission change per trampoline and nothing
+//! for `set_ftrace_ops_ro()` to do. The C API is in `asm/ftrace_tramp.h`.
 
 // The crate root resolves modules next to itself, not in `ftrace_tramp/`.
 #[path = "ftrace_tramp/build.rs"]

@@ -2,8 +2,8 @@
 
 //! Builds an ftrace trampoline from a copy of `ftrace_caller` or `ftrace_regs_caller`.
 //!
-//! Pure logic without kernel types, so that the host crate in `tools/host` tests the very
-//! same file. The input is the template's bytes, the address they were read from, the
+//! Pure logic without kernel types, so that the very same file also builds as a host
+//! crate for tests. The input is the template's bytes, the address they were read from, the
 //! offsets of the instructions that change, and the address the trampoline will live at;
 //! the output is the trampoline's bytes, laid out as:
 //!

@@ -2,8 +2,8 @@
 
 //! Length decoder for the x86-64 instructions that a trampoline template may hold.
 //!
-//! Pure logic without kernel types, so that the host crate in `tools/host` tests the very
-//! same file against a real disassembler. It finds where each instruction ends and where its
+//! Pure logic without kernel types, so that the very same file also builds as a host
+//! crate for tests against a real disassembler. It finds where each instruction ends and where its
 //! displacement sits when that displacement is relative to the next instruction: a
 //! RIP-relative memory operand or a relative `jmp`/`call`/`jcc`/`loop`. That is all a
 //! relocation needs.
