@@ -354,6 +354,14 @@ MEM_RE = re.compile(r'^(WB-MEM|WB-MEM-BACK|WB-MEM-ABS) n=(\d+)((?: \w+=-?\d+)+)\
 MEM_KEYS = ('tramps', 'pages', 'slot_pages', 'slots', 'slot_bytes', 'vmalloc_exec')
 
 
+def _kv(text, line, keys):
+    vals = {k: int(v) for k, v in (kv.split('=') for kv in text.split())}
+    missing = [k for k in keys if k not in vals]
+    if missing:
+        raise WorkbenchError(f'guest line lacks {", ".join(missing)}: {line}')
+    return vals
+
+
 def parse_mem_lines(log_text):
     """{n: {'held': {...}, 'back': {...}}} from the WB-MEM lines of tramp-mem.sh."""
     out = {}
@@ -364,11 +372,7 @@ def parse_mem_lines(log_text):
         m = MEM_RE.match(line)
         if not m:
             continue
-        vals = dict(kv.split('=') for kv in m.group(3).split())
-        vals = {k: int(v) for k, v in vals.items()}
-        missing = [k for k in MEM_KEYS if k not in vals]
-        if missing:
-            raise WorkbenchError(f'guest line lacks {", ".join(missing)}: {line}')
+        vals = _kv(m.group(3), line, MEM_KEYS)
         key = {'WB-MEM': 'held', 'WB-MEM-BACK': 'back', 'WB-MEM-ABS': 'abs'}[m.group(1)]
         out.setdefault(int(m.group(2)), {})[key] = vals
     return out
@@ -449,14 +453,11 @@ def parse_kp_lines(log_text):
     """{tag: {...}} from the first round's WB-KP line of kprobe-stress.sh, per tag."""
     out = {}
     for raw in log_text.splitlines():
-        m = KP_RE.match(strip_console_prefix(raw).strip())
+        line = strip_console_prefix(raw).strip()
+        m = KP_RE.match(line)
         if not m or m.group(1) in out:
             continue
-        vals = {k: int(v) for k, v in (kv.split('=') for kv in m.group(3).split())}
-        missing = [k for k in KP_KEYS if k not in vals]
-        if missing:
-            raise WorkbenchError(f'guest WB-KP line lacks {", ".join(missing)}')
-        out[m.group(1)] = vals
+        out[m.group(1)] = _kv(m.group(3), line, KP_KEYS)
     return out
 
 
@@ -498,14 +499,6 @@ COST_RE = re.compile(r'^WB-COST what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
 COST_KEYS = ('create_us', 'free_us', 'setmem_create', 'setmem_free', 'flush_create',
              'flush_free', 'ipi_create', 'ipi_free', 'tlb_create', 'tlb_free', 'tramps')
 CALL_RE = re.compile(r'^WB-CALL rel=(\d+) regs=(\d+) run=(\d+)((?: \w+=-?\d+)+)\s*$')
-
-
-def _kv(text, line, keys):
-    vals = {k: int(v) for k, v in (kv.split('=') for kv in text.split())}
-    missing = [k for k in keys if k not in vals]
-    if missing:
-        raise WorkbenchError(f'guest line lacks {", ".join(missing)}: {line}')
-    return vals
 
 
 def parse_cost_lines(log_text):
