@@ -22,6 +22,7 @@
 //!   that changes or writes slots runs with `text_mutex` held (the C wrappers in the
 //!   header take it; kprobes holds it already when it prepares a probe).
 
+use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::AtomicU64;
@@ -40,11 +41,17 @@ use kernel::error::Result;
 use kernel::ffi::c_char;
 use kernel::ffi::c_int;
 use kernel::ffi::c_uint;
+use kernel::ffi::c_ulong;
 use kernel::ffi::c_void;
 use kernel::pr_warn_once;
 use kernel::prelude::*;
 use kernel::sync::global_lock;
 use kernel::sync::rcu;
+use kernel::workqueue;
+use kernel::workqueue::impl_has_work;
+use kernel::workqueue::new_work;
+use kernel::workqueue::Work;
+use kernel::workqueue::WorkItem;
 
 // The crate root resolves modules next to itself, not in `execslot/`.
 #[path = "execslot/placement.rs"]
@@ -75,7 +82,7 @@ struct SlotPage {
     /// Index into `State::caches` of the owner of each slot, at its first granule.
     owner: [AtomicU8; GRANULES],
     /// Slots given to `execslot_free_deferred()`, a bit at their first granule; changed
-    /// under [`STATE`].
+    /// under [`static@STATE`].
     pending: [AtomicU64; BITMAP_WORDS],
     /// Pending slots whose RCU grace period has begun: the reaper frees them next.
     ripe: [AtomicU64; BITMAP_WORDS],
@@ -89,12 +96,12 @@ struct Table {
     pages: KVec<*const SlotPage>,
 }
 
-/// Current [`Table`], replaced under [`STATE`]; the old one is freed after
-/// `synchronize_rcu()`. Null until the first page is added.
+/// Current [`Table`], replaced under [`static@STATE`]; the old one is freed by a
+/// [`Retired`] work item after an RCU grace period. Null until the first page is added.
 static TABLE: AtomicPtr<Table> = AtomicPtr::new(ptr::null_mut());
 
 /// Names of the caches, by owner id, for the lock-free lookup. Entries are set once,
-/// under [`STATE`], before the id is stored in any page, and never change.
+/// under [`static@STATE`], before the id is stored in any page, and never change.
 static NAMES: [AtomicPtr<c_char>; NO_OWNER as usize] =
     [const { AtomicPtr::new(ptr::null_mut()) }; NO_OWNER as usize];
 
@@ -143,7 +150,7 @@ pub unsafe extern "C" fn execslot_init() {
     unsafe { STATE.init() };
 }
 
-/// Returns the current table; the caller holds the RCU read lock or [`STATE`].
+/// Returns the current table; the caller holds the RCU read lock or [`static@STATE`].
 #[inline(always)]
 fn table<'a>() -> &'a [*const SlotPage] {
     let t = TABLE.load(Ordering::Acquire);
@@ -156,7 +163,7 @@ fn table<'a>() -> &'a [*const SlotPage] {
     unsafe { &(*t).pages }
 }
 
-/// The page containing `addr`, if any; the caller holds the RCU read lock or [`STATE`].
+/// The page containing `addr`, if any; the caller holds the RCU read lock or [`static@STATE`].
 ///
 /// Inlined, like everything the lookups call, so that the kprobes blacklist entries of
 /// the two lookup functions cover all of their code.
@@ -180,14 +187,90 @@ fn page_of<'a>(addr: usize) -> Option<&'a SlotPage> {
     None
 }
 
-/// Replaces the table by `pages`, then frees the old one after a grace period.
-fn publish(pages: KVec<*const SlotPage>) -> Result {
+/// A replaced table, and the page that left it with that change if any, waiting for
+/// the RCU grace period that began then; the work item frees them, so that writers,
+/// who hold `text_mutex`, never wait for a grace period.
+#[pin_data]
+struct Retired {
+    /// `get_state_synchronize_rcu()` once they were out of [`TABLE`].
+    cookie: c_ulong,
+    table: *mut Table,
+    /// Null when the change added a page.
+    page: *const SlotPage,
+    #[pin]
+    work: Work<Retired>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Retired { self.work }
+}
+
+// SAFETY: the item owns the table and the page: only RCU readers that started before
+// they were replaced can still see them, and the item frees them after those are done,
+// from whatever thread runs it.
+unsafe impl Send for Retired {}
+
+impl WorkItem for Retired {
+    type Pointer = Pin<KBox<Retired>>;
+
+    fn run(this: Pin<KBox<Retired>>) {
+        // SAFETY: plain call; returns once the grace period of `cookie` has elapsed.
+        unsafe { bindings::cond_synchronize_rcu(this.cookie) };
+        // SAFETY: the table and page left `TABLE` a grace period ago, and the item is the
+        // only owner of both.
+        unsafe { free_retired(this.table, this.page) };
+    }
+}
+
+/// Frees `table` and, unless null, `page` and its memory.
+///
+/// # Safety
+///
+/// Neither is in [`TABLE`] any more, an RCU grace period has elapsed since they left it,
+/// and the caller owns them: `table` from `KBox::into_raw()` in [`publish()`], `page`
+/// from [`new_page()`] with no live slot.
+unsafe fn free_retired(table: *mut Table, page: *const SlotPage) {
+    if !table.is_null() {
+        // SAFETY: the caller's guarantee.
+        drop(unsafe { KBox::from_raw(table) });
+    }
+    if !page.is_null() {
+        // SAFETY: the caller's guarantee.
+        let page = unsafe { KBox::from_raw(page.cast_mut()) };
+        // SAFETY: the page came from `execmem_alloc()` and holds no live slot.
+        unsafe { bindings::execmem_free(page.addr as *mut c_void) };
+    }
+}
+
+/// Replaces the table by `pages`. The old table and `gone`, a page that is not in `pages`
+/// any more (or null), are freed after a grace period; on an error nothing changed and
+/// `gone` is still the caller's.
+fn publish(pages: KVec<*const SlotPage>, gone: *const SlotPage) -> Result {
     let new = KBox::new(Table { pages }, GFP_KERNEL)?;
     let old = TABLE.swap(KBox::into_raw(new), Ordering::AcqRel);
-    if !old.is_null() {
-        rcu::synchronize_rcu();
-        // SAFETY: `old` came from `KBox::into_raw()` and no reader can hold it any more.
-        drop(unsafe { KBox::from_raw(old) });
+    if old.is_null() && gone.is_null() {
+        return Ok(());
+    }
+    // SAFETY: plain call.
+    let cookie = unsafe { bindings::get_state_synchronize_rcu() };
+    let item = KBox::pin_init(
+        pin_init!(Retired {
+            cookie,
+            table: old,
+            page: gone,
+            work <- new_work!("execslot::Retired::work"),
+        }),
+        GFP_KERNEL,
+    );
+    match item {
+        Ok(item) => workqueue::system().enqueue(item),
+        Err(_) => {
+            // No memory for the work item: wait here, this once.
+            rcu::synchronize_rcu();
+            // SAFETY: out of `TABLE` for a grace period; `old` came from `publish()`, and
+            // `gone` is the caller's empty page, handed over.
+            unsafe { free_retired(old, gone) };
+        }
     }
     Ok(())
 }
@@ -271,7 +354,7 @@ fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
         a > addr
     });
     let at = at.unwrap_or(pages.1.len());
-    if pages.1.insert_within_capacity(at, raw).is_err() || publish(pages.1).is_err() {
+    if pages.1.insert_within_capacity(at, raw).is_err() || publish(pages.1, ptr::null()).is_err() {
         // SAFETY: `raw` and `mem` were never published.
         unsafe {
             drop(KBox::from_raw(raw));
@@ -383,22 +466,22 @@ fn free(slot: usize) -> Result {
     if !page.map.is_empty() {
         return Ok(());
     }
-    // The page is empty: take it out of the table, then give it back once no lookup
-    // can still be looking at it. `publish()` waits for that grace period.
-    let raw: *const SlotPage = page;
-    let addr = page.addr;
-    let mut pages = copy_table()?;
-    if let Some(i) = pages.iter().position(|&p| ptr::eq(p, raw)) {
-        pages.remove(i).map_err(|_| EINVAL)?;
+    // The page is empty: it leaves the table, and goes back to execmem once no lookup
+    // can still be looking at it. Without memory for a new table it stays, empty, for
+    // the next allocation.
+    if unpublish(page).is_err() {
+        pr_warn_once!("keeping an empty page: no memory for a new table\n");
     }
-    publish(pages)?;
-    drop(state);
-    // SAFETY: `raw` came from `KBox::into_raw()` in `new_page()`; it is out of the table
-    // and a grace period has elapsed, so nothing refers to it any more.
-    drop(unsafe { KBox::from_raw(raw.cast_mut()) });
-    // SAFETY: the page came from `execmem_alloc()` and holds no live slot.
-    unsafe { bindings::execmem_free(addr as *mut c_void) };
     Ok(())
+}
+
+/// Takes `page`, which holds no slot, out of the table; it is freed after a grace period.
+fn unpublish(page: &SlotPage) -> Result {
+    let raw: *const SlotPage = page;
+    let mut pages = copy_table()?;
+    let i = pages.iter().position(|&p| ptr::eq(p, raw)).ok_or(EINVAL)?;
+    pages.remove(i).map_err(|_| EINVAL)?;
+    publish(pages, raw)
 }
 
 impl SlotPage {
@@ -1007,10 +1090,8 @@ mod alloc_tests {
             assert_eq!(stats(cache()).0.pending, before.pending + 1);
             assert_eq!(super::free(a), Err(EINVAL));
             // SAFETY: as above; refused, since it waits already.
-            assert_eq!(
-                unsafe { execslot_free_deferred(a as *mut c_void) },
-                EINVAL.to_errno()
-            );
+            let again = unsafe { execslot_free_deferred(a as *mut c_void) };
+            assert_eq!(again, EINVAL.to_errno());
         }
         // SAFETY: plain call; waits for the reaper work.
         unsafe { bindings::execslot_flush_deferred() };

@@ -25,6 +25,23 @@ tramp_slots() { awk '$1 == "ftrace_trampoline" { n = $3 } END { print n + 0 }' $
 slot_tramps=
 grep -q ' x86_ftrace_tramp_create$' /proc/kallsyms && slot_tramps=1
 [ -n "$slot_tramps" ] && slots_before=$(tramp_slots)
+# The path the host expects from the kernel's config (wb_path= on the command line):
+# "execslot", the series' slot trampolines and kprobes slots; "ftrace", the trampolines
+# only (the series up to the patch that moves kprobes); or "mainline", the C paths that
+# CONFIG_RUST=n and CONFIG_EXECSLOT=n keep (a page per trampoline).
+want=$(sed -n 's/.*wb_path=\([a-z]*\).*/\1/p' /proc/cmdline)
+case "$want" in
+execslot|ftrace)
+	check "path: execslot builds the trampolines" test -n "$slot_tramps"
+	check "path: execslot debugfs present" test -d /sys/kernel/debug/execslot ;;
+mainline)
+	check "path: mainline, no execslot trampoline builder" test -z "$slot_tramps"
+	check "path: mainline, no execslot allocator" \
+		sh -c "! grep -q ' execslot_alloc_locked\$' /proc/kallsyms"
+	check "path: mainline, no execslot debugfs" test ! -e /sys/kernel/debug/execslot ;;
+*)
+	fail "path: wb_path= on the command line" "got '$want', want execslot, ftrace or mainline" ;;
+esac
 if mkdir $I; then
 	check "instance: filter $FUNC" sh -c "echo $FUNC > $I/set_ftrace_filter"
 	check "instance: function tracer on" sh -c "echo function > $I/current_tracer"
@@ -33,6 +50,9 @@ if mkdir $I; then
 	tramp=$(grep "^$FUNC " $T/enabled_functions | sed -n 's/.*tramp: 0x\([0-9a-f]*\).*/\1/p')
 	check "instance: $FUNC calls a dynamic trampoline" test -n "$tramp"
 	check "instance: the trampoline is in kallsyms" grep -q "^$tramp t ftrace_trampoline" /proc/kallsyms
+	# Mainline gives each trampoline an execmem page of its own, starting at its start.
+	[ "$want" = mainline ] && check "instance: the trampoline starts a page (mainline)" \
+		sh -c "case $tramp in *000) ;; *) exit 1 ;; esac"
 	if [ -n "$slot_tramps" ]; then
 		check "instance: the trampoline takes one more execslot slot" \
 			test "$(tramp_slots)" = $((slots_before + 1))
@@ -104,6 +124,11 @@ if [ -n "$off" ]; then
 	# debugfs kprobes/list: "ffffffff811dd869  k  vfs_read+0x9    [OPTIMIZED]"
 	hex=$(printf '%x' "$off")
 	check "kprobe: listed, not on ftrace" sh -c "grep ' $FUNC+0x$hex ' /sys/kernel/debug/kprobes/list | grep -vq FTRACE"
+	# Its instruction slot: a kallsyms kprobe_insn_page entry on every path, a live
+	# execslot slot of that cache on the series' full path.
+	check "kprobe: instruction slot in kallsyms" grep -q ' t kprobe_insn_page' /proc/kallsyms
+	[ "$want" = execslot ] && check "kprobe: instruction slot is a live execslot slot" \
+		grep -q ' kprobe_insn_page$' $SLOTS
 	cat /proc/version >/dev/null
 	check "kprobe: disable" sh -c "echo 0 > $T/events/kprobes/wbsmoke/enable"
 	check "kprobe: hit" grep -q 'wbsmoke:' $T/trace

@@ -110,6 +110,13 @@ main() {
 		log "rustup component add rust-src"
 		rustup component add rust-src >/dev/null || die "rustup component add rust-src failed"
 	fi
+	# clippy-driver for CLIPPY=1 builds (the llvm config), rustfmt for rustfmtcheck.
+	local comp
+	for comp in clippy rustfmt; do
+		rustup component list --installed 2>/dev/null | grep -q "^$comp" && continue
+		log "rustup component add $comp"
+		rustup component add "$comp" >/dev/null || die "rustup component add $comp failed"
+	done
 
 	local bg have=""
 	bg=$(command -v bindgen || true)

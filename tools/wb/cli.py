@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,34 @@ CONFIGS = {
     # Without Rust, and with Rust but without the series' option: the mainline C paths.
     'norust': ['base.config', 'norust.config'],
     'noexecslot': ['base.config'],
+    # The default config built with the LLVM 19 toolchain, clippy over every Rust object.
+    'llvm': ['base.config'],
+}
+# make variables of a config's builds: clang and ld.lld 19 (LLVM=-19), and clippy-driver
+# for the Rust objects (CLIPPY=1), whose lints fail the build like compiler warnings.
+MAKE_VARS = {'llvm': ['LLVM=-19', 'CLIPPY=1']}
+# What `test` builds and boots (in this order; the first one also gets the full kprobes
+# stress), what it only builds (and documents: rustdoc), and the configs of its quick
+# per-patch compile (check --each --quick): gcc, and LLVM with clippy.
+TEST_CONFIGS = ['default', 'os', 'norust', 'noexecslot', 'llvm']
+BUILD_ONLY = ('llvm',)
+EACH_QUICK_CONFIGS = ('default', 'llvm')
+# Patched kernels of these configs keep the mainline C paths (no execslot).
+MAINLINE_CONFIGS = ('norust', 'noexecslot')
+
+
+def kernel_path(vanilla, config):
+    """What a kernel must run, for the guest scripts (wb_path= on its command line):
+    the series' slots ("execslot") or the mainline C paths ("mainline"); "ftrace"
+    (trampolines in slots, kprobes not yet) is for the middle of the series."""
+    return 'mainline' if vanilla or config in MAINLINE_CONFIGS else 'execslot'
+
+
+# The patches after which `check --each` also boots the kernel (tools/guest/test.sh):
+# where the series switches a user over, with the path the kernel must run from there.
+SWITCH_POINTS = {
+    'x86/ftrace: Put dynamic trampolines in sub-page execslot slots': 'ftrace',
+    'kprobes: Take instruction slots from execslot': 'execslot',
 }
 
 PACKAGE = 'linux-source-7.3'
@@ -473,11 +502,17 @@ def check_results(P):
                     with open(os.path.join(d, f), 'w') as fh:
                         fh.write(p.stdout)
             for f in changed:
-                p = run(['rustfmt', '--edition', '2021', '--config-path',
+                p = run(['rustfmt', '--color', 'never', '--edition', '2021', '--config-path',
                          os.path.join(scratch, '.rustfmt.toml'), '--check',
                          os.path.join(d, f)], capture=True, check=False)
                 results.append(core.Result(f'rustfmt {f} in "{subject}"', p.returncode == 0,
                                            (p.stdout + p.stderr).strip()[:300]))
+    # And kbuild's own check over the whole tree at the tip, as a maintainer runs it.
+    with tempfile.TemporaryDirectory() as d:
+        p = run(['make', '-s', f'O={d}', 'LLVM=-19', 'rustfmtcheck'], cwd=scratch,
+                capture=True, check=False)
+    results.append(core.Result('make LLVM=-19 rustfmtcheck', p.returncode == 0,
+                               ' '.join((p.stdout + p.stderr).split())[:500]))
     for name in series.patches:
         p = run(['perl', 'scripts/checkpatch.pl', '--strict', '--no-summary', '--terse',
                  '--ignore', ','.join(CHECKPATCH_IGNORE), os.path.join(PATCHES, name)],
@@ -531,7 +566,10 @@ def fragments(config, vanilla=False):
 
 
 def make_cmd(out, *targets, jobs=None):
-    cmd = ['make', f'O={out}']
+    """make in build directory `out`, named `<kind>-<config>` (build_dir(), each-<config>),
+    with the make variables of its config."""
+    config = os.path.basename(os.path.normpath(out)).split('-', 1)[-1]
+    cmd = ['make', f'O={out}', *MAKE_VARS.get(config, [])]
     if jobs:
         cmd.append(f'-j{jobs}')
     return cmd + list(targets)
@@ -622,6 +660,66 @@ def patch_objects(tree, commit):
     return sorted(set(objs))
 
 
+def series_rust_objects(tree):
+    """The objects of the Rust crates the series adds outside rust/ (their roots:
+    kernel/execslot.rs gives kernel/execslot.o)."""
+    objs = []
+    for f in git('diff', '--name-only', '--diff-filter=A', 'base..HEAD', '--', '*.rs',
+                 cwd=tree).split():
+        stem = f[:-3]
+        while os.path.exists(os.path.join(tree, os.path.dirname(stem) + '.rs')):
+            stem = os.path.dirname(stem)
+        if not f.startswith(('rust/', 'tools/', 'samples/')):
+            objs.append(stem + '.o')
+    return sorted(set(objs))
+
+
+def rustdoc_argv(cmd_line, crate, outdir):
+    """The rustdoc command documenting, private items included, the crate that the
+    kbuild command `cmd_line` (the `savedcmd_` line of its .o.cmd file, `rustc` or
+    `clippy-driver`) compiles, with warnings (broken intra-doc links, missing docs, ...)
+    as errors. Returns (environment, argv)."""
+    args = shlex.split(cmd_line.split(':=', 1)[1])
+    env = {'RUSTC_BOOTSTRAP': '1'}  # as kbuild sets it: the kernel uses -Z flags
+    while args and '=' in args[0] and not args[0].startswith('-'):
+        k, v = args.pop(0).split('=', 1)
+        env[k] = v
+    if not args or os.path.basename(args[0]) not in ('rustc', 'clippy-driver'):
+        raise WorkbenchError(f'not a rustc command: {cmd_line[:200]}')
+    argv, it = ['rustdoc'], iter(args[1:])
+    for a in it:
+        if a == '--out-dir':
+            next(it, None)
+        elif not a.startswith(('--emit', '--out-dir=', '-Zbinary_dep_depinfo',
+                               '--remap-path')):
+            argv.append(a)
+    return env, argv + ['--crate-name', crate, '--document-private-items', '-Dwarnings',
+                        '-o', outdir]
+
+
+def rustdoc_results(tree, out):
+    """rustdoc of every Rust crate the series adds, with the flags kbuild compiled it
+    with (kbuild's `rustdoc` target covers only rust/); HTML in out/Documentation/output/
+    rust/series. One result per crate."""
+    results = []
+    outdir = os.path.join(out, 'Documentation', 'output', 'rust', 'series')
+    for obj in series_rust_objects(tree):
+        name = f'rustdoc: {obj[:-2]}.rs'
+        d, b = os.path.split(obj)
+        cmdf = os.path.join(out, d, f'.{b}.cmd')
+        if not os.path.isfile(cmdf):
+            results.append(core.Result(name, False, f'{cmdf} missing: build the kernel first'))
+            continue
+        with open(cmdf) as fh:
+            env, argv = rustdoc_argv(fh.readline(), b[:-2], outdir)
+        p = run(argv, cwd=out, capture=True, check=False, env=env)
+        results.append(core.Result(name, p.returncode == 0,
+                                   ' '.join((p.stderr or p.stdout).split())[:600]))
+    if not results:
+        results.append(core.Result('rustdoc', False, 'the series adds no Rust crate'))
+    return results
+
+
 def compile_objects(tree, out, config, log, objs, label):
     """Configure `out` for `tree` and compile `objs` (nothing to do if empty)."""
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -632,22 +730,29 @@ def compile_objects(tree, out, config, log, objs, label):
         run_make(tree, out, objs, log, f'compile {label}')
 
 
-def each_results(P, config='default', quick=False):
+def each_results(P, config='default', quick=False, timeout=1800):
     """Build the kernel as every patch of the series leaves it (bisectability), in the
     scratch worktree that `check` applied the series to and a build directory of its
     own, so the work tree and its builds are left alone. Options of series.config that
     a patch does not have yet are not checked before the last patch. `quick` compiles,
     at each patch, only the objects of the C and Rust files it changes (the full
-    kernel at the tip is what `build` makes), warnings still failing."""
+    kernel at the tip is what `build` makes), warnings still failing. Without `quick`,
+    the kernels of the SWITCH_POINTS patches are also booted with tools/guest/test.sh."""
     scratch = P['scratch']
     tip = git('rev-parse', 'HEAD', cwd=scratch)
     out = os.path.join(P['build'], f'each-{config}')
     log = os.path.join(P['logs'], f'build-each-{config}.log')
     commits = git('rev-list', '--reverse', f'base..{tip}', cwd=scratch).split()
     results = []
+    subjects = [git('log', '-1', '--format=%s', c, cwd=scratch) for c in commits]
+    if not quick:
+        for want in SWITCH_POINTS:
+            if want not in subjects:
+                results.append(core.Result(f'check --each: switch point "{want}"', False,
+                                           'no patch of the series has this subject'))
     try:
         for i, c in enumerate(commits):
-            subject = git('log', '-1', '--format=%s', c, cwd=scratch)
+            subject = subjects[i]
             git('checkout', '-q', '--detach', c, cwd=scratch)
             t0 = time.time()
             try:
@@ -665,6 +770,17 @@ def each_results(P, config='default', quick=False):
             results.append(core.Result(
                 f'check --each: patch {i + 1} {what} ({config}, {time.time() - t0:.0f}s): '
                 f'{subject}', ok, why))
+            if ok and not quick and subject in SWITCH_POINTS:
+                path = SWITCH_POINTS[subject]
+                if config in MAINLINE_CONFIGS:
+                    path = 'mainline'
+                try:
+                    install_modules(scratch, out, log)
+                    results += boot_results(P, out, scratch, config, 'test.sh', timeout,
+                                            label=f'each-{config}-patch{i + 1}', path=path)
+                except WorkbenchError as e:
+                    results.append(core.Result(f'check --each: patch {i + 1} boots', False,
+                                               ' '.join(str(e).split())[:500]))
     finally:
         git('checkout', '-q', '--detach', tip, cwd=scratch)
     return results
@@ -672,7 +788,24 @@ def each_results(P, config='default', quick=False):
 
 def cmd_build(args):
     P = require_source()
-    return build(P, args.vanilla, args.config, args.jobs)
+    out = build(P, args.vanilla, args.config, args.jobs)
+    if args.rustdoc:
+        if args.vanilla:
+            raise WorkbenchError('--rustdoc documents the series\' Rust crates: not with --vanilla')
+        results = rustdoc_results(P['linux'], out)
+        for r in results:
+            print(r.line(), flush=True)
+        if any(r.ok is False for r in results):
+            raise SystemExit(1)
+    return out
+
+
+def install_modules(tree, out, log):
+    """modules_install into out/modinstall, which the guest's initramfs takes."""
+    mods = os.path.join(out, 'modinstall')
+    shutil.rmtree(mods, ignore_errors=True)
+    run(make_cmd(out, 'modules_install', f'INSTALL_MOD_PATH={mods}', 'INSTALL_MOD_STRIP=1'),
+        cwd=tree, log=log, what='make modules_install')
 
 
 def build(P, vanilla, config, jobs=None):
@@ -682,10 +815,7 @@ def build(P, vanilla, config, jobs=None):
     log = os.path.join(P['logs'], f'build-{kind}-{config}.log')
     t0 = time.time()
     make_kernel(tree, out, config, log, vanilla, f'{kind} {config}', jobs=jobs)
-    mods = os.path.join(out, 'modinstall')
-    shutil.rmtree(mods, ignore_errors=True)
-    run(make_cmd(out, 'modules_install', f'INSTALL_MOD_PATH={mods}', 'INSTALL_MOD_STRIP=1'),
-        cwd=tree, log=log, what='make modules_install')
+    install_modules(tree, out, log)
     say(f'built {kind} {config} in {time.time() - t0:.0f}s: {out}/arch/x86/boot/bzImage')
     return out
 
@@ -764,7 +894,9 @@ class BootResult:
         return out
 
 
-def qemu_boot(P, out, tree, cmd, name, timeout, echo=False, append=''):
+def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append=''):
+    """Boot `out`'s bzImage with an initramfs running `cmd`; `path` is the
+    kernel_path() the guest scripts check the kernel against."""
     bz = os.path.join(out, 'arch', 'x86', 'boot', 'bzImage')
     if not os.path.isfile(bz):
         raise WorkbenchError(f'{bz} does not exist: run `tools/workbench build` first')
@@ -782,7 +914,8 @@ def qemu_boot(P, out, tree, cmd, name, timeout, echo=False, append=''):
     argv = [qemu, '-accel', 'tcg', '-m', '2048', '-smp', '2,sockets=2,cores=1',
             '-nographic', '-no-reboot',
             '-monitor', 'none', '-serial', 'stdio', '-kernel', bz, '-initrd', initrd,
-            '-append', f'console=ttyS0 panic=-1 oops=panic loglevel=7 {append}'.strip()]
+            '-append', f'console=ttyS0 panic=-1 oops=panic loglevel=7 wb_path={path} '
+            f'{append}'.strip()]
     say(f'booting {name} under QEMU/TCG (timeout {timeout}s, console log {log_path})')
     t0 = time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -821,7 +954,8 @@ def cmd_boot(args):
     out = build_dir(P, args.vanilla, args.config)
     cmd = args.exec or 'uname -a; cat /proc/cmdline'
     name = f'{"vanilla" if args.vanilla else "patched"}-{args.config}'
-    res = qemu_boot(P, out, tree, cmd, name, args.timeout, echo=not args.quiet,
+    res = qemu_boot(P, out, tree, cmd, name, args.timeout,
+                    kernel_path(args.vanilla, args.config), echo=not args.quiet,
                     append=args.append)
     problems = res.problems()
     if problems:
@@ -849,7 +983,8 @@ def vng_boot(P, args):
     # udev on this host ("console fallback", vng exits 255), so the status travels on
     # the console like in `boot`.
     argv = [vng, '--run', bz, '--disable-kvm', '--force-9p', '--disable-microvm',
-            '--memory', '2G', '--verbose', '--append', 'root=/dev/root',
+            '--memory', '2G', '--verbose',
+            '--append', f'root=/dev/root wb_path={kernel_path(args.vanilla, "vng")}',
             '--exec', f'{cmd}; echo "WB-GUEST-EXIT $?"']
     os.makedirs(P['logs'], exist_ok=True)
     log_path = os.path.join(P['logs'], 'boot-vng.log')
@@ -890,10 +1025,14 @@ def kunit_results(P, tree, res):
     return core.kunit_results_from_json(text)
 
 
-def boot_results(P, out, tree, label, script, timeout, append=''):
-    """Boot, then turn the console log into one result per KUnit case, startup test and
-    guest test, plus one for the boot itself (clean exit, no splat)."""
-    res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout, append=append)
+def boot_results(P, out, tree, config, script, timeout, append='', label=None, path=None):
+    """Boot the patched kernel of `config`, then turn the console log into one result
+    per KUnit case, startup test and guest test, plus one for the boot itself (clean
+    exit, no splat). `label` names the boot (default patched-<config>), `path` is what
+    the guest scripts expect (default: kernel_path())."""
+    label = label or f'patched-{config}'
+    res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout,
+                    path or kernel_path(False, config), append=append)
     results = []
     problems = res.problems()
     results.append(core.Result(f'{label}: boot clean, guest script finished',
@@ -1004,11 +1143,15 @@ def cmd_test(args):
         if built:
             tree = P['linux']
             out = build_dir(P, False, config)
+            if config == args.configs[0] or config in BUILD_ONLY:
+                s.step(f'rustdoc {label}', lambda o=out: rustdoc_results(tree, o))
+            if config in BUILD_ONLY:
+                continue
             # The full kprobes stress (1000 kprobes, 3 rounds) on the first kernel only.
             append = 'wb_kprobes=1000 wb_kprobe_rounds=3' if config == args.configs[0] else ''
             s.step(f'boot {label}',
-                   lambda o=out, lb=label, t=tree, a=append:
-                   boot_results(P, o, t, lb, 'test.sh', args.timeout, append=a))
+                   lambda o=out, c=config, t=tree, a=append:
+                   boot_results(P, o, t, c, 'test.sh', args.timeout, append=a))
         else:
             s.results.append(core.Result(f'boot {label}', False, 'not run: no kernel was built'))
             print(s.results[-1].line(), flush=True)
@@ -1016,9 +1159,11 @@ def cmd_test(args):
     if applied and args.stress_cycles:
         s.step('stress', lambda: stress_results(P, args.stress_cycles, args.timeout))
     # Bisectability last, quick form: at each patch, compile what it changes (in the
-    # scratch worktree and build/each-default). `check --each` builds whole kernels.
-    if have_source and not args.no_each:
-        s.step('check --each --quick', lambda: each_results(require_source(), quick=True))
+    # scratch worktree and build/each-<config>), with gcc and with LLVM and clippy.
+    # `check --each` builds whole kernels.
+    for config in () if not have_source or args.no_each else EACH_QUICK_CONFIGS:
+        s.step(f'check --each --quick --config {config}',
+               lambda c=config: each_results(require_source(), c, quick=True))
     for name, secs in s.times:
         say(f'time: {name}: {secs:.0f}s')
     say(f'time: total {sum(t for _, t in s.times):.0f}s')
@@ -1098,7 +1243,7 @@ def stress_results(P, cycles, timeout):
     and boot it with tools/guest/stress.sh: concurrent create/free cycles, injected
     slot allocation failures, then accounting, kmemleak and W+X checks."""
     out = build(P, False, 'stress')
-    return boot_results(P, out, P['linux'], 'patched-stress', f'stress.sh {cycles}', timeout)
+    return boot_results(P, out, P['linux'], 'stress', f'stress.sh {cycles}', timeout)
 
 
 def cmd_stress(args):
@@ -1121,7 +1266,7 @@ def cmd_demo(args):
     P = paths()
     out = build(P, False, 'default')
     res = qemu_boot(P, out, P['linux'], f'sh /wb/demo.sh {args.instances}', 'demo',
-                    args.timeout, echo=False)
+                    args.timeout, kernel_path(False, 'default'), echo=False)
     shown = False
     for raw in res.text.splitlines():
         line = core.strip_console_prefix(raw)
@@ -1207,6 +1352,7 @@ def cmd_bench(args):
         # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
         # would not fit in the guest.
         res = qemu_boot(P, out, tree, gcmd, f'bench-{label}-{args.config}', args.timeout,
+                        kernel_path(vanilla, args.config),
                         append='trace_buf_size=4096 kunit.enable=0')
         # The guest status is that of the last kprobe stress run, whose own checks are
         # for `test`; here only a splat or a dead guest fails the bench.
@@ -1347,6 +1493,8 @@ def main(argv=None):
     p.add_argument('--vanilla', action='store_true', help='build the base tree without the series')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
     p.add_argument('-j', '--jobs', type=int)
+    p.add_argument('--rustdoc', action='store_true',
+                   help="then rustdoc the series' Rust crates (warnings are errors)")
     p = sub.add_parser('boot', help='boot the built kernel in QEMU and run a guest command')
     p.add_argument('--vanilla', action='store_true')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
@@ -1356,7 +1504,8 @@ def main(argv=None):
     p.add_argument('--timeout', type=int, default=600)
     p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
     p = sub.add_parser('test', help='run every test layer; ends with "N passed, N failed"')
-    p.add_argument('--configs', nargs='+', default=['default', 'os'], choices=sorted(CONFIGS))
+    p.add_argument('--configs', nargs='+', default=TEST_CONFIGS, choices=sorted(CONFIGS),
+                   help=f'configs to build and boot ({", ".join(BUILD_ONLY)}: build only)')
     p.add_argument('--no-each', action='store_true',
                    help='skip building the kernel at every patch (check --each)')
     p.add_argument('--timeout', type=int, default=1800, help='per boot, in seconds')

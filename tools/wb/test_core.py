@@ -2,6 +2,7 @@
 (or `python3 -m unittest discover -s tools/wb -t tools`)."""
 
 import contextlib
+import email
 import io
 import json
 import os
@@ -294,6 +295,50 @@ class TestCli(unittest.TestCase):
     def test_unknown_fragment_config(self):
         with self.assertRaisesRegex(WorkbenchError, 'unknown config'):
             cli.fragments('huge')
+
+    def test_make_vars_per_config(self):
+        self.assertEqual(cli.make_cmd('/b/patched-llvm', 'bzImage', jobs=2),
+                         ['make', 'O=/b/patched-llvm', 'LLVM=-19', 'CLIPPY=1', '-j2', 'bzImage'])
+        self.assertEqual(cli.make_cmd('/b/each-llvm/'), ['make', 'O=/b/each-llvm/', 'LLVM=-19',
+                                                         'CLIPPY=1'])
+        self.assertEqual(cli.make_cmd('/b/vanilla-default', 'modules'),
+                         ['make', 'O=/b/vanilla-default', 'modules'])
+
+    def test_kernel_path(self):
+        self.assertEqual(cli.kernel_path(True, 'default'), 'mainline')
+        self.assertEqual(cli.kernel_path(False, 'norust'), 'mainline')
+        self.assertEqual(cli.kernel_path(False, 'noexecslot'), 'mainline')
+        self.assertEqual(cli.kernel_path(False, 'llvm'), 'execslot')
+        self.assertEqual(cli.kernel_path(False, 'stress'), 'execslot')
+
+    def test_switch_points_name_patches_of_the_series(self):
+        subjects = []
+        for name in os.listdir(cli.PATCHES):
+            if name.endswith('.patch') and not name.startswith('0000-'):
+                with open(os.path.join(cli.PATCHES, name)) as fh:
+                    msg = email.message_from_file(fh)
+                subject = ' '.join(str(msg['Subject']).split())
+                subjects.append(subject.split('] ', 1)[1])
+        for subject, path in cli.SWITCH_POINTS.items():
+            self.assertIn(subject, subjects)
+            self.assertIn(path, ('ftrace', 'execslot'))
+
+    def test_rustdoc_argv(self):
+        line = ("savedcmd_kernel/execslot.o := OBJTREE=/b RUST_MODFILE=kernel/execslot "
+                "clippy-driver --edition=2021 -Zbinary_dep_depinfo=y -Wmissing_docs "
+                "-Zcrate-attr='feature(asm_goto)' --extern kernel --crate-type rlib -L ./rust/ "
+                "--remap-path-prefix=/s/= --out-dir kernel/ --emit=dep-info=kernel/.x.d "
+                "--emit=obj=kernel/execslot.o /s/kernel/execslot.rs  \n")
+        env, argv = cli.rustdoc_argv(line, 'execslot', '/o')
+        self.assertEqual(env, {'RUSTC_BOOTSTRAP': '1', 'OBJTREE': '/b',
+                               'RUST_MODFILE': 'kernel/execslot'})
+        self.assertEqual(argv, ['rustdoc', '--edition=2021', '-Wmissing_docs',
+                                '-Zcrate-attr=feature(asm_goto)', '--extern', 'kernel',
+                                '--crate-type', 'rlib', '-L', './rust/', '/s/kernel/execslot.rs',
+                                '--crate-name', 'execslot', '--document-private-items',
+                                '-Dwarnings', '-o', '/o'])
+        with self.assertRaisesRegex(WorkbenchError, 'not a rustc command'):
+            cli.rustdoc_argv('savedcmd_x.o := gcc -c x.c', 'x', '/o')
 
     def test_series_fragment_only_for_patched(self):
         names = lambda fs: [os.path.basename(f) for f in fs]
