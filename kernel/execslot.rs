@@ -194,9 +194,11 @@ fn page_of<'a>(addr: usize) -> Option<&'a SlotPage> {
 struct Retired {
     /// `get_state_synchronize_rcu()` once they were out of [`TABLE`].
     cookie: c_ulong,
+    /// The table that was replaced; null if there was none.
     table: *mut Table,
-    /// Null when the change added a page.
+    /// The page that left with the change; null when the change added a page.
     page: *const SlotPage,
+    /// Runs [`WorkItem::run()`] on the system workqueue.
     #[pin]
     work: Work<Retired>,
 }

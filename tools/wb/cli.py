@@ -49,10 +49,14 @@ CONFIGS = {
 MAKE_VARS = {'llvm': ['LLVM=-19', 'CLIPPY=1']}
 # What `test` builds and boots (in this order; the first one also gets the full kprobes
 # stress), what it only builds (and documents: rustdoc), and the configs of its quick
-# per-patch compile (check --each --quick): gcc, and LLVM with clippy.
-TEST_CONFIGS = ['default', 'os', 'norust', 'noexecslot', 'llvm']
+# per-patch compile (check --each --quick). `test --extended` adds the CONFIG_EXECSLOT=n
+# kernel, the LLVM/clippy build and the per-patch compile with LLVM: about 25 minutes
+# more on a fresh machine, which would take `test` too close to CI's 90-minute limit.
+TEST_CONFIGS = ['default', 'os', 'norust']
+EXTENDED_CONFIGS = ['noexecslot', 'llvm']
 BUILD_ONLY = ('llvm',)
-EACH_QUICK_CONFIGS = ('default', 'llvm')
+EACH_QUICK_CONFIGS = ('default',)
+EXTENDED_EACH_QUICK_CONFIGS = ('llvm',)
 # Patched kernels of these configs keep the mainline C paths (no execslot).
 MAINLINE_CONFIGS = ('norust', 'noexecslot')
 
@@ -1137,18 +1141,20 @@ def cmd_test(args):
         applied = s.step('apply', lambda: cmd_apply(argparse.Namespace(force=False)))
     else:
         applied = False
-    for config in args.configs:
+    configs = args.configs or TEST_CONFIGS + (EXTENDED_CONFIGS if args.extended else [])
+    each_configs = EACH_QUICK_CONFIGS + (EXTENDED_EACH_QUICK_CONFIGS if args.extended else ())
+    for config in configs:
         label = f'patched-{config}'
         built = applied and s.step(f'build {label}', lambda c=config: (build(P, False, c), None)[1])
         if built:
             tree = P['linux']
             out = build_dir(P, False, config)
-            if config == args.configs[0] or config in BUILD_ONLY:
+            if config == configs[0] or config in BUILD_ONLY:
                 s.step(f'rustdoc {label}', lambda o=out: rustdoc_results(tree, o))
             if config in BUILD_ONLY:
                 continue
             # The full kprobes stress (1000 kprobes, 3 rounds) on the first kernel only.
-            append = 'wb_kprobes=1000 wb_kprobe_rounds=3' if config == args.configs[0] else ''
+            append = 'wb_kprobes=1000 wb_kprobe_rounds=3' if config == configs[0] else ''
             s.step(f'boot {label}',
                    lambda o=out, c=config, t=tree, a=append:
                    boot_results(P, o, t, c, 'test.sh', args.timeout, append=a))
@@ -1161,7 +1167,7 @@ def cmd_test(args):
     # Bisectability last, quick form: at each patch, compile what it changes (in the
     # scratch worktree and build/each-<config>), with gcc and with LLVM and clippy.
     # `check --each` builds whole kernels.
-    for config in () if not have_source or args.no_each else EACH_QUICK_CONFIGS:
+    for config in () if not have_source or args.no_each else each_configs:
         s.step(f'check --each --quick --config {config}',
                lambda c=config: each_results(require_source(), c, quick=True))
     for name, secs in s.times:
@@ -1504,8 +1510,12 @@ def main(argv=None):
     p.add_argument('--timeout', type=int, default=600)
     p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
     p = sub.add_parser('test', help='run every test layer; ends with "N passed, N failed"')
-    p.add_argument('--configs', nargs='+', default=TEST_CONFIGS, choices=sorted(CONFIGS),
-                   help=f'configs to build and boot ({", ".join(BUILD_ONLY)}: build only)')
+    p.add_argument('--configs', nargs='+', choices=sorted(CONFIGS),
+                   help=f'configs to build and boot, instead of {" ".join(TEST_CONFIGS)} '
+                   f'({", ".join(BUILD_ONLY)}: build only)')
+    p.add_argument('--extended', action='store_true',
+                   help=f'also the configs {" ".join(EXTENDED_CONFIGS)} and the per-patch '
+                   f'compile with {" ".join(EXTENDED_EACH_QUICK_CONFIGS)}')
     p.add_argument('--no-each', action='store_true',
                    help='skip building the kernel at every patch (check --each)')
     p.add_argument('--timeout', type=int, default=1800, help='per boot, in seconds')
