@@ -311,6 +311,48 @@ class TestCli(unittest.TestCase):
         self.assertEqual(cli.kernel_path(False, 'llvm'), 'execslot')
         self.assertEqual(cli.kernel_path(False, 'stress'), 'execslot')
 
+    def run_test_steps(self, argv):
+        """cmd_test with every step mocked: which builds, boots and per-patch compiles
+        it asks for, in order."""
+        calls = []
+        ok = [core.Result('x', True)]
+        P = {'linux': '/t', 'build': '/b'}
+        with contextlib.ExitStack() as st:
+            for name, fn in {
+                'cmd_setup': lambda a: None, 'unit_test_results': lambda: ok,
+                'host_test_results': lambda: ok, 'cmd_source': lambda a: None,
+                'paths': lambda: P, 'require_source': lambda: P,
+                'check_results': lambda P: ok, 'send_results': lambda P: (ok, None),
+                'cmd_apply': lambda a: None,
+                'build': lambda P, v, c: calls.append(('build', c)),
+                'rustdoc_results': lambda t, o: calls.append(('rustdoc', o)) or ok,
+                'boot_results': lambda P, o, t, c, sc, to, append='':
+                    calls.append(('boot', c, append)) or ok,
+                'stress_results': lambda P, n, to: calls.append(('stress', n)) or ok,
+                'each_results': lambda P, c, quick: calls.append(('each', c, quick)) or ok,
+            }.items():
+                st.enter_context(mock.patch.object(cli, name, fn))
+            st.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            st.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            cli.main(['test'] + argv)
+        return calls
+
+    def test_test_runs_the_plain_set(self):
+        self.assertEqual(self.run_test_steps([]), [
+            ('build', 'default'), ('rustdoc', '/b/patched-default'),
+            ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
+            ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
+            ('stress', 200), ('each', 'default', True)])
+
+    def test_test_extended_adds_noexecslot_llvm_and_llvm_each(self):
+        self.assertEqual(self.run_test_steps(['--extended', '--stress-cycles', '0']), [
+            ('build', 'default'), ('rustdoc', '/b/patched-default'),
+            ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
+            ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
+            ('build', 'noexecslot'), ('boot', 'noexecslot', ''),
+            ('build', 'llvm'), ('rustdoc', '/b/patched-llvm'),
+            ('each', 'default', True), ('each', 'llvm', True)])
+
     def test_switch_points_name_patches_of_the_series(self):
         subjects = []
         for name in os.listdir(cli.PATCHES):
