@@ -645,6 +645,15 @@ def make_kernel(tree, out, config, log, vanilla, label, jobs=None, verify=True):
     run_make(tree, out, ['bzImage', 'modules'], log, f'build {label}', jobs=jobs)
 
 
+def rust_crate_object(tree, f):
+    """The object that compiles the Rust file `f`: that of its crate root (a module
+    dir/bar.rs belongs to the crate dir.rs, which kbuild compiles into dir.o)."""
+    stem = f[:-len('.rs')]
+    while os.path.exists(os.path.join(tree, os.path.dirname(stem) + '.rs')):
+        stem = os.path.dirname(stem)
+    return stem + '.o'
+
+
 def patch_objects(tree, commit):
     """The objects that compile the C and Rust files `commit` adds or changes: foo.c and
     foo.rs give foo.o, a Rust module dir/bar.rs the object of its crate root dir.rs."""
@@ -654,13 +663,10 @@ def patch_objects(tree, commit):
         if f.startswith(('tools/', 'Documentation/', 'samples/')) or \
                 not f.endswith(('.c', '.rs')) or f.startswith('rust/'):
             continue
-        stem = f[:-len(os.path.splitext(f)[1])]
-        if f.endswith('.rs') and not os.path.exists(os.path.join(tree, stem + '.rs')):
-            continue
-        while f.endswith('.rs') and os.path.exists(os.path.join(tree, os.path.dirname(stem)
-                                                                 + '.rs')):
-            stem = os.path.dirname(stem)
-        objs.append(stem + '.o')
+        if f.endswith('.c'):
+            objs.append(f[:-len('.c')] + '.o')
+        elif os.path.exists(os.path.join(tree, f)):
+            objs.append(rust_crate_object(tree, f))
     return sorted(set(objs))
 
 
@@ -670,11 +676,8 @@ def series_rust_objects(tree):
     objs = []
     for f in git('diff', '--name-only', '--diff-filter=A', 'base..HEAD', '--', '*.rs',
                  cwd=tree).split():
-        stem = f[:-3]
-        while os.path.exists(os.path.join(tree, os.path.dirname(stem) + '.rs')):
-            stem = os.path.dirname(stem)
         if not f.startswith(('rust/', 'tools/', 'samples/')):
-            objs.append(stem + '.o')
+            objs.append(rust_crate_object(tree, f))
     return sorted(set(objs))
 
 
