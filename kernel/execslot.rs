@@ -16,14 +16,16 @@
 //! - A new page and a freed slot are filled with INT3. A page whose slots are all free
 //!   goes back to execmem after an RCU grace period.
 //! - [`__execslot_contains`] and [`__execslot_lookup`] are lock-free: they read a table
-//!   of pages sorted by address that writers replace (RCU) and the atomic bitmaps of
-//!   [`placement::PageMap`]. They call nothing, and are blacklisted for kprobes.
+//!   of pages sorted by address that writers replace (RCU) and the atomic entries of
+//!   [`placement::PageMap`], which give only exact slots. They call nothing, cannot
+//!   panic, and are blacklisted for kprobes.
 //! - Changes are serialised by one mutex, taken inside `text_mutex`: every function
 //!   that changes or writes slots runs with `text_mutex` held (the C wrappers in the
 //!   header take it; kprobes holds it already when it prepares a probe).
 
 use core::pin::Pin;
 use core::ptr;
+use core::sync::atomic::AtomicBool;
 use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::AtomicU8;
@@ -45,6 +47,8 @@ use kernel::ffi::c_ulong;
 use kernel::ffi::c_void;
 use kernel::pr_warn_once;
 use kernel::prelude::*;
+use kernel::seq_file::SeqFile;
+use kernel::seq_print;
 use kernel::sync::global_lock;
 use kernel::sync::rcu;
 use kernel::workqueue;
@@ -61,6 +65,7 @@ use placement::granules_for;
 use placement::PageMap;
 use placement::GRANULE;
 use placement::GRANULES;
+use placement::GRANULE_SHIFT;
 use placement::PAGE_SIZE;
 
 const __LOG_PREFIX: &[u8] = b"execslot\0";
@@ -148,12 +153,25 @@ global_lock! {
 pub unsafe extern "C" fn execslot_init() {
     // SAFETY: called once, before any other use of `STATE` (the caller's guarantee).
     unsafe { STATE.init() };
+    // SAFETY: as above, for `KALLSYM_HINTS`.
+    unsafe { KALLSYM_HINTS.init() };
 }
 
 /// Returns the current table; the caller holds the RCU read lock or [`static@STATE`].
 #[inline(always)]
 fn table<'a>() -> &'a [*const SlotPage] {
-    let t = TABLE.load(Ordering::Acquire);
+    // SAFETY: the caller's guarantee, for the value just loaded.
+    unsafe { table_at(TABLE.load(Ordering::Acquire)) }
+}
+
+/// The pages of the table `t`, a value of [`TABLE`] (null: no page).
+///
+/// # Safety
+///
+/// `t` was loaded from [`TABLE`] inside the RCU read-side critical section that the caller
+/// is in (or under [`static@STATE`], which the caller holds).
+#[inline(always)]
+unsafe fn table_at<'a>(t: *const Table) -> &'a [*const SlotPage] {
     if t.is_null() {
         return &[];
     }
@@ -163,28 +181,72 @@ fn table<'a>() -> &'a [*const SlotPage] {
     unsafe { &(*t).pages }
 }
 
-/// The page containing `addr`, if any; the caller holds the RCU read lock or [`static@STATE`].
+/// The page containing `addr` and the offset of `addr` in it, if any; the caller holds
+/// the RCU read lock or [`static@STATE`].
 ///
 /// Inlined, like everything the lookups call, so that the kprobes blacklist entries of
-/// the two lookup functions cover all of their code.
+/// the two lookup functions cover all of their code. Cannot panic: no index or
+/// arithmetic here can fail.
 #[inline(always)]
-fn page_of<'a>(addr: usize) -> Option<&'a SlotPage> {
+fn page_of<'a>(addr: usize) -> Option<(&'a SlotPage, usize)> {
     let pages = table();
     // Binary search by hand: calls into core::slice are not blacklisted for kprobes.
-    let (mut lo, mut hi) = (0, pages.len());
+    // `lo <= mid < hi <= pages.len() <= isize::MAX`: the wrapping forms never wrap, and
+    // keep overflow checks (panics) out of a function that runs in NMI context.
+    let (mut lo, mut hi) = (0usize, pages.len());
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
+        let mid = lo.wrapping_add((hi - lo) / 2);
+        let &p = pages.get(mid)?;
         // SAFETY: pages in a live table stay allocated for as long as that table does.
-        let p = unsafe { &*pages[mid] };
+        let p = unsafe { &*p };
         if addr < p.addr {
             hi = mid;
-        } else if addr >= p.addr + PAGE_SIZE {
-            lo = mid + 1;
+            continue;
+        }
+        let off = addr - p.addr;
+        if off >= PAGE_SIZE {
+            lo = mid.wrapping_add(1);
         } else {
-            return Some(p);
+            return Some((p, off));
         }
     }
     None
+}
+
+/// Warns once per call site if `$cond` holds, and gives its value: for states that a
+/// bug elsewhere could cause, where a panic (an overflow or bounds check) would take the
+/// kernel down from a free or a lookup.
+macro_rules! warn_on_once {
+    ($cond:expr) => {{
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        let cond = $cond;
+        if cond && !WARNED.swap(true, Ordering::Relaxed) {
+            kernel::warn_on!(true);
+        }
+        cond
+    }};
+}
+
+/// `*count -= by`, or 0 and a warning if the accounting went wrong.
+fn sub_count(count: &mut usize, by: usize) {
+    *count = match count.checked_sub(by) {
+        Some(v) => v,
+        None => {
+            warn_on_once!(true);
+            0
+        }
+    };
+}
+
+/// `*count += by`, or the largest count and a warning if the accounting went wrong.
+fn add_count(count: &mut usize, by: usize) {
+    *count = match count.checked_add(by) {
+        Some(v) => v,
+        None => {
+            warn_on_once!(true);
+            usize::MAX
+        }
+    };
 }
 
 /// A replaced table, and the page that left it with that change if any, waiting for
@@ -250,6 +312,7 @@ unsafe fn free_retired(table: *mut Table, page: *const SlotPage) {
 fn publish(pages: KVec<*const SlotPage>, gone: *const SlotPage) -> Result {
     let new = KBox::new(Table { pages }, GFP_KERNEL)?;
     let old = TABLE.swap(KBox::into_raw(new), Ordering::AcqRel);
+    slots_changed();
     if old.is_null() && gone.is_null() {
         return Ok(());
     }
@@ -280,7 +343,7 @@ fn publish(pages: KVec<*const SlotPage>, gone: *const SlotPage) -> Result {
 /// The current table's pages, copied, with room for one more.
 fn copy_table() -> Result<KVec<*const SlotPage>> {
     let cur = table();
-    let mut v = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
+    let mut v = KVec::with_capacity(cur.len().checked_add(1).ok_or(ENOMEM)?, GFP_KERNEL)?;
     v.extend_from_slice(cur, GFP_KERNEL)?;
     Ok(v)
 }
@@ -314,6 +377,12 @@ fn new_page(ty: bindings::execmem_type) -> Result<&'static SlotPage> {
         return Err(ENOMEM);
     }
     let addr = mem as usize;
+    // A slot's address is the page's ORed with an offset below a page.
+    if addr % PAGE_SIZE != 0 {
+        // SAFETY: `mem` came from `execmem_alloc()` and was never published.
+        unsafe { bindings::execmem_free(mem) };
+        return Err(EINVAL);
+    }
     let page = KBox::new(
         SlotPage {
             addr,
@@ -387,7 +456,7 @@ fn alloc(cache: *const bindings::execslot_cache, size: usize) -> Result<usize> {
     let mut state = STATE.lock();
     let id = cache_id(&mut state, cache)?;
     if should_fail(size) {
-        state.caches[id].stats.failures += 1;
+        add_count(&mut state.caches[id].stats.failures, 1);
         return Err(ENOMEM);
     }
     // SAFETY: `cache` is a valid `execslot_cache`.
@@ -413,26 +482,35 @@ fn alloc(cache: *const bindings::execslot_cache, size: usize) -> Result<usize> {
         None => match new_page(ty) {
             Ok(p) => (p, 0),
             Err(e) => {
-                state.caches[id].stats.failures += 1;
+                add_count(&mut state.caches[id].stats.failures, 1);
                 return Err(e);
             }
         },
     };
     // id < NO_OWNER, checked by cache_id().
-    page.owner[first].store(id as u8, Ordering::Relaxed);
+    page.set_owner(first, id as u8);
     page.map.mark(first, n);
+    slots_changed();
+    let addr = page.granule_addr(first);
+    // SAFETY: `cache` is a valid `execslot_cache`.
+    if unsafe { (*cache).perf_ksymbol } {
+        // SAFETY: plain call, announcing the new slot; `cache` is valid.
+        unsafe {
+            bindings::execslot_perf_ksymbol(cache, addr, (n << GRANULE_SHIFT) as c_uint, false)
+        };
+    }
     let st = &mut state.caches[id].stats;
-    st.slots += 1;
-    st.bytes_held += n * GRANULE;
-    Ok(page.addr + first * GRANULE)
+    add_count(&mut st.slots, 1);
+    add_count(&mut st.bytes_held, n * GRANULE);
+    Ok(addr)
 }
 
 /// Writes into a slot; the caller holds `text_mutex`.
 fn write(slot: usize, offset: usize, src: *const c_void, len: usize) -> Result {
     let _state = STATE.lock();
-    let page = page_of(slot).ok_or(EINVAL)?;
-    let (off, size) = page.map.slot_at_offset(slot - page.addr).ok_or(EINVAL)?;
-    if page.addr + off != slot || offset > size || len > size - offset {
+    let (page, rel) = page_of(slot).ok_or(EINVAL)?;
+    let (off, size) = page.map.slot_at_offset(rel).ok_or(EINVAL)?;
+    if off != rel || offset > size || len > size - offset {
         return Err(EINVAL);
     }
     if len > 0 {
@@ -446,8 +524,7 @@ fn write(slot: usize, offset: usize, src: *const c_void, len: usize) -> Result {
 /// Frees a slot; the caller holds `text_mutex`.
 fn free(slot: usize) -> Result {
     let mut state = STATE.lock();
-    let page = page_of(slot).ok_or(EINVAL)?;
-    let rel = slot - page.addr;
+    let (page, rel) = page_of(slot).ok_or(EINVAL)?;
     let (off, size) = page.map.slot_at_offset(rel).ok_or(EINVAL)?;
     if off != rel {
         return Err(EINVAL);
@@ -456,14 +533,22 @@ fn free(slot: usize) -> Result {
     if page.is_pending(first) {
         return Err(EINVAL);
     }
-    let id = page.owner[first].load(Ordering::Relaxed) as usize;
+    let id = page.owner(first);
+    if let Some(c) = state.caches.get(id) {
+        // SAFETY: `c.cache` is a valid `execslot_cache`.
+        if unsafe { (*c.cache).perf_ksymbol } {
+            // SAFETY: plain call: the slot's end, before it leaves the lookups.
+            unsafe { bindings::execslot_perf_ksymbol(c.cache, slot, size as c_uint, true) };
+        }
+    }
     // SAFETY: the slot is live and, as the caller guarantees, no longer executed.
     unsafe { bindings::text_poke_set_locked(slot as *mut c_void, INT3, size) };
     page.map.free(first, size / GRANULE).map_err(|_| EINVAL)?;
-    page.owner[first].store(NO_OWNER, Ordering::Relaxed);
+    page.set_owner(first, NO_OWNER);
+    slots_changed();
     if let Some(c) = state.caches.get_mut(id) {
-        c.stats.slots -= 1;
-        c.stats.bytes_held -= size;
+        sub_count(&mut c.stats.slots, 1);
+        sub_count(&mut c.stats.bytes_held, size);
     }
     if !page.map.is_empty() {
         return Ok(());
@@ -490,28 +575,46 @@ impl SlotPage {
     /// Whether the slot starting at granule `g` waits for the reaper.
     fn is_pending(&self, g: usize) -> bool {
         let bit = 1u64 << (g % 64);
-        (self.pending[g / 64].load(Ordering::Relaxed) | self.ripe[g / 64].load(Ordering::Relaxed))
-            & bit
-            != 0
+        let word =
+            |b: &[AtomicU64; BITMAP_WORDS]| b.get(g / 64).map_or(0, |w| w.load(Ordering::Relaxed));
+        (word(&self.pending) | word(&self.ripe)) & bit != 0
+    }
+
+    /// Owner id of the slot that starts at granule `g`; [`NO_OWNER`] for any other `g`.
+    #[inline(always)]
+    fn owner(&self, g: usize) -> usize {
+        self.owner
+            .get(g)
+            .map_or(NO_OWNER, |o| o.load(Ordering::Relaxed)) as usize
+    }
+
+    /// Address of granule `g` of the page: no carry, since the page is page aligned.
+    #[inline(always)]
+    fn granule_addr(&self, g: usize) -> usize {
+        self.addr | ((g % GRANULES) << GRANULE_SHIFT)
+    }
+
+    /// Records `id` as the owner of the slot that starts at granule `g`.
+    fn set_owner(&self, g: usize, id: u8) {
+        if let Some(o) = self.owner.get(g) {
+            o.store(id, Ordering::Relaxed);
+        }
     }
 }
 
 /// Marks a slot to be freed after an RCU grace period; the caller may hold `text_mutex`.
 fn free_deferred(slot: usize) -> Result {
     let mut state = STATE.lock();
-    let page = page_of(slot).ok_or(EINVAL)?;
-    let rel = slot - page.addr;
+    let (page, rel) = page_of(slot).ok_or(EINVAL)?;
     let (off, _) = page.map.slot_at_offset(rel).ok_or(EINVAL)?;
     let g = off / GRANULE;
+    let word = page.pending.get(g / 64).ok_or(EINVAL)?;
     if off != rel || page.is_pending(g) {
         return Err(EINVAL);
     }
-    page.pending[g / 64].fetch_or(1 << (g % 64), Ordering::Relaxed);
-    if let Some(c) = state
-        .caches
-        .get_mut(page.owner[g].load(Ordering::Relaxed) as usize)
-    {
-        c.stats.pending += 1;
+    word.fetch_or(1 << (g % 64), Ordering::Relaxed);
+    if let Some(c) = state.caches.get_mut(page.owner(g)) {
+        add_count(&mut c.stats.pending, 1);
     }
     drop(state);
     // SAFETY: plain call; queues the reaper work.
@@ -539,18 +642,17 @@ fn take_ripe() -> Option<usize> {
     for &p in table() {
         // SAFETY: pages in the table are live while `STATE` is held.
         let p = unsafe { &*p };
-        for w in 0..BITMAP_WORDS {
-            let bits = p.ripe[w].load(Ordering::Relaxed);
+        for (w, ripe) in p.ripe.iter().enumerate() {
+            let bits = ripe.load(Ordering::Relaxed);
             if bits == 0 {
                 continue;
             }
             let g = w * 64 + bits.trailing_zeros() as usize;
-            p.ripe[w].fetch_and(!(1 << (g % 64)), Ordering::Relaxed);
-            let id = p.owner[g].load(Ordering::Relaxed) as usize;
-            if let Some(c) = state.caches.get_mut(id) {
-                c.stats.pending -= 1;
+            ripe.fetch_and(!(1 << (g % 64)), Ordering::Relaxed);
+            if let Some(c) = state.caches.get_mut(p.owner(g)) {
+                sub_count(&mut c.stats.pending, 1);
             }
-            return Some(p.addr + g * GRANULE);
+            return Some(p.granule_addr(g));
         }
     }
     None
@@ -558,117 +660,103 @@ fn take_ripe() -> Option<usize> {
 
 /// Prints `/sys/kernel/debug/execslot/stats`: the pages held, then per cache the pages
 /// it has slots in (shared pages count for every cache in them), its live slots, the
-/// bytes they hold and the allocations refused for want of memory.
-fn stats_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+/// bytes they hold, the allocations refused for want of memory and the slots waiting
+/// for a grace period.
+fn stats_show(m: &SeqFile) {
     let state = STATE.lock();
-    writeln!(
-        f,
-        "pages: {} ({} bytes)",
-        table().len(),
-        table().len() * PAGE_SIZE
-    )?;
-    writeln!(
-        f,
-        "{:<24} {:>6} {:>8} {:>10} {:>9} {:>8}",
-        "cache", "pages", "slots", "bytes", "failures", "pending"
-    )?;
+    let pages = table();
+    seq_print!(
+        m,
+        "pages: {} ({} bytes)\n",
+        pages.len(),
+        pages.len().saturating_mul(PAGE_SIZE)
+    );
+    seq_print!(
+        m,
+        "{:<24} {:>6} {:>8} {:>10} {:>9} {:>8}\n",
+        "cache",
+        "pages",
+        "slots",
+        "bytes",
+        "failures",
+        "pending"
+    );
     for (id, c) in state.caches.iter().enumerate() {
-        let pages = table()
+        let held = pages
             .iter()
             .filter(|&&p| {
                 // SAFETY: pages in the table are live while `STATE` is held.
                 let p = unsafe { &*p };
-                p.owner
-                    .iter()
-                    .any(|o| o.load(Ordering::Relaxed) as usize == id)
+                (0..GRANULES).any(|g| p.owner(g) == id)
             })
             .count();
         // SAFETY: `c.cache` is a valid `execslot_cache`, its name a C string that lives as
         // long as the kernel.
         let name = unsafe { CStr::from_char_ptr((*c.cache).name) };
-        writeln!(
-            f,
-            "{:<24} {:>6} {:>8} {:>10} {:>9} {:>8}",
+        seq_print!(
+            m,
+            "{:<24} {:>6} {:>8} {:>10} {:>9} {:>8}\n",
             name.to_str().unwrap_or("?"),
-            pages,
+            held,
             c.stats.slots,
             c.stats.bytes_held,
             c.stats.failures,
             c.stats.pending
-        )?;
+        );
     }
-    Ok(())
 }
 
 /// Prints `/sys/kernel/debug/execslot/slots`: every live slot, by address, with its size
-/// and its cache's name.
-fn slots_show(_: &(), f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+/// and its cache's name. Addresses are zero unless `show_addr`, which the C side decides
+/// with `kallsyms_show_value()` for the file's opener, as `/proc/kallsyms` and kprobes'
+/// `list` do.
+fn slots_show(m: &SeqFile, show_addr: bool) {
     let state = STATE.lock();
     for &p in table() {
         // SAFETY: pages in the table are live while `STATE` is held.
         let p = unsafe { &*p };
         for (first, n) in p.map.each_slot() {
-            let id = p.owner[first].load(Ordering::Relaxed) as usize;
-            let name = state.caches.get(id).map_or(c"?", |c| {
+            let name = state.caches.get(p.owner(first)).map_or(c"?", |c| {
                 // SAFETY: `c.cache` is a valid `execslot_cache`, its name a C string that
                 // lives as long as the kernel.
                 unsafe { CStr::from_char_ptr((*c.cache).name) }
             });
-            writeln!(
-                f,
-                "{:#x} {} {}",
-                p.addr + first * GRANULE,
+            let addr = if show_addr { p.granule_addr(first) } else { 0 };
+            seq_print!(
+                m,
+                "{:#018x} {} {}\n",
+                addr,
                 n * GRANULE,
                 name.to_str().unwrap_or("?")
-            )?;
+            );
         }
-    }
-    Ok(())
-}
-
-/// The debugfs files, which live as long as the kernel. Their addresses are kept here
-/// so that kmemleak, which scans this static, does not report them as leaked; `#[used]`
-/// keeps the compiler from dropping a static that is only ever written.
-#[used(compiler)]
-static DEBUGFS_FILES: [AtomicPtr<c_void>; 2] = [const { AtomicPtr::new(ptr::null_mut()) }; 2];
-
-/// Creates a read-only debugfs file that lives as long as the kernel; `keep` holds
-/// its address.
-fn debugfs_file<F>(
-    dir: &kernel::debugfs::Dir,
-    name: &'static CStr,
-    show: &'static F,
-    keep: &AtomicPtr<c_void>,
-) where
-    F: Fn(&(), &mut core::fmt::Formatter<'_>) -> core::fmt::Result + Send + Sync,
-{
-    match KBox::pin_init(dir.read_callback_file(name, (), show), GFP_KERNEL) {
-        // The file holds a reference to its directory.
-        Ok(file) => {
-            keep.store(ptr::from_ref(&*file).cast_mut().cast(), Ordering::Relaxed);
-            core::mem::forget(file);
-        }
-        Err(_) => pr_warn!(
-            "cannot create debugfs file {}\n",
-            name.to_str().unwrap_or("?")
-        ),
     }
 }
 
-/// Creates `/sys/kernel/debug/execslot/{stats,slots}`; called once from a late initcall.
+/// Shows `/sys/kernel/debug/execslot/stats` (`mm/execmem.c` owns the file).
 ///
 /// # Safety
 ///
-/// Called once, after `execslot_init()`.
+/// `m` is the `seq_file` of a `show` callback, used by no other thread meanwhile.
 #[export]
-pub unsafe extern "C" fn execslot_debugfs_init() {
-    let dir = kernel::debugfs::Dir::new(c"execslot");
-    debugfs_file(&dir, c"stats", &stats_show, &DEBUGFS_FILES[0]);
-    debugfs_file(&dir, c"slots", &slots_show, &DEBUGFS_FILES[1]);
+pub unsafe extern "C" fn execslot_seq_stats(m: *mut bindings::seq_file) {
+    // SAFETY: the caller's guarantee, for the duration of this call.
+    stats_show(unsafe { SeqFile::from_raw(m) });
+}
+
+/// Shows `/sys/kernel/debug/execslot/slots` (`mm/execmem.c` owns the file).
+///
+/// # Safety
+///
+/// `m` is the `seq_file` of a `show` callback, used by no other thread meanwhile.
+#[export]
+pub unsafe extern "C" fn execslot_seq_slots(m: *mut bindings::seq_file, show_addr: bool) {
+    // SAFETY: the caller's guarantee, for the duration of this call.
+    slots_show(unsafe { SeqFile::from_raw(m) }, show_addr);
 }
 
 /// Statistics of `cache` and the number of pages held, for the tests.
-#[cfg(CONFIG_KUNIT)]
+#[cfg(CONFIG_KUNIT = "y")]
 fn stats(cache: *const bindings::execslot_cache) -> (Stats, usize) {
     let state = STATE.lock();
     let st = state
@@ -767,6 +855,51 @@ pub unsafe extern "C" fn execslot_reap_locked() {
     }
 }
 
+/// Where a kallsyms walk of one cache stopped, valid while [`GEN`] is `gen` and the table
+/// is the one at `table`: the walk of `/proc/kallsyms` asks for symbols 0, 1, 2, ... in
+/// turn, and each one continues from the last instead of counting the slots again from
+/// the first page, so reading the whole file is linear in the number of slots while no
+/// slot comes or goes.
+#[derive(Clone, Copy)]
+struct Hint {
+    gen: u64,
+    /// Address of the [`Table`] that `page` indexes.
+    table: usize,
+    /// Owner id of the cache.
+    id: usize,
+    /// Index of the slot found last, and where it is: a page of the table and a granule.
+    symnum: u32,
+    page: usize,
+    granule: usize,
+    /// How many slots the cache has, once a walk has passed them all.
+    total: Option<u32>,
+}
+
+/// Kallsyms hints, a few caches at a time (by owner id); none is valid at first.
+const HINTS: usize = 8;
+
+global_lock! {
+    // SAFETY: `execslot_init()` initialises it before any other use.
+    unsafe(uninit) static KALLSYM_HINTS: SpinLock<[Hint; HINTS]> = [Hint {
+        gen: u64::MAX,
+        table: 0,
+        id: usize::MAX,
+        symnum: 0,
+        page: 0,
+        granule: 0,
+        total: None,
+    }; HINTS];
+}
+
+/// Changes whenever a slot comes or goes, or the table is replaced: a [`Hint`] taken
+/// under another value is stale, and a walk during which it changed leaves no hint.
+static GEN: AtomicU64 = AtomicU64::new(0);
+
+/// Marks every kallsyms hint stale; called under [`static@STATE`] after each change.
+fn slots_changed() {
+    GEN.fetch_add(1, Ordering::Release);
+}
+
 /// The `*symnum`-th slot of `cache`, for kallsyms; see `include/linux/execslot.h`.
 ///
 /// # Safety
@@ -785,25 +918,91 @@ pub unsafe extern "C" fn __execslot_get_kallsym(
     else {
         return ERANGE.to_errno();
     };
-    for &p in table() {
+    // SAFETY: the caller provides valid pointers.
+    let want = unsafe { *symnum };
+    let gen = GEN.load(Ordering::Acquire);
+    let t = TABLE.load(Ordering::Acquire);
+    // Continue from this cache's hint if nothing changed since, in this very table; a
+    // contended lock only means a walk from the start.
+    let hint = KALLSYM_HINTS
+        .try_lock()
+        .and_then(|h| h.get(id % HINTS).copied())
+        .filter(|h| h.gen == gen && h.table == t as usize && h.id == id && h.symnum <= want);
+    if let Some(total) = hint.and_then(|h| h.total) {
+        if let Some(left) = want.checked_sub(total) {
+            // SAFETY: as above.
+            unsafe { *symnum = left };
+            return ERANGE.to_errno();
+        }
+    }
+    let (from_page, from_granule, mut left) = hint.map_or((0, 0, want), |h| {
+        (h.page, h.granule, want.saturating_sub(h.symnum))
+    });
+    let mut found = None;
+    // SAFETY: the caller holds the RCU read lock.
+    let pages = unsafe { table_at(t) };
+    let mut i = from_page;
+    'walk: while let Some(&p) = pages.get(i) {
         // SAFETY: pages in a live table stay allocated for as long as that table does.
         let p = unsafe { &*p };
-        for (first, n) in p.map.each_slot() {
-            if p.owner[first].load(Ordering::Relaxed) as usize != id {
+        let (this, from) = (i, if i == from_page { from_granule } else { 0 });
+        // Cannot wrap: `i < pages.len()`.
+        i = i.wrapping_add(1);
+        for (first, n) in p.map.each_slot_from(from) {
+            if p.owner(first) != id {
                 continue;
             }
-            // SAFETY: the caller provides valid pointers.
-            unsafe {
-                if *symnum == 0 {
-                    *value = p.addr + first * GRANULE;
-                    *size = n * GRANULE;
-                    return 0;
+            match left.checked_sub(1) {
+                None => {
+                    found = Some((this, first, p.granule_addr(first), n << GRANULE_SHIFT));
+                    break 'walk;
                 }
-                *symnum -= 1;
+                Some(l) => left = l,
             }
         }
     }
-    ERANGE.to_errno()
+    let new = match found {
+        Some((page, granule, _, _)) => Hint {
+            gen,
+            table: t as usize,
+            id,
+            symnum: want,
+            page,
+            granule,
+            total: hint.and_then(|h| h.total),
+        },
+        None => Hint {
+            gen,
+            table: t as usize,
+            id,
+            symnum: hint.map_or(0, |h| h.symnum),
+            page: hint.map_or(0, |h| h.page),
+            granule: hint.map_or(0, |h| h.granule),
+            total: Some(want.saturating_sub(left)),
+        },
+    };
+    // A walk that overlapped a change may have seen some of it: remember none of it.
+    if GEN.load(Ordering::Acquire) == gen {
+        if let Some(mut h) = KALLSYM_HINTS.try_lock() {
+            if let Some(slot) = h.get_mut(id % HINTS) {
+                *slot = new;
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        match found {
+            Some((_, _, addr, len)) => {
+                *value = addr;
+                *size = len;
+                0
+            }
+            None => {
+                *symnum = left;
+                ERANGE.to_errno()
+            }
+        }
+    }
 }
 
 /// Lock-free: whether `addr` lies in a live slot.
@@ -814,7 +1013,7 @@ pub unsafe extern "C" fn __execslot_get_kallsym(
 #[export]
 pub unsafe extern "C" fn __execslot_contains(addr: usize) -> bool {
     match page_of(addr) {
-        Some(p) => p.map.is_used((addr - p.addr) / GRANULE),
+        Some((p, off)) => p.map.is_used(off / GRANULE),
         None => false,
     }
 }
@@ -831,23 +1030,20 @@ pub unsafe extern "C" fn __execslot_lookup(
     size: *mut usize,
     name: *mut *const c_char,
 ) -> bool {
-    let Some(p) = page_of(addr) else {
+    let Some((p, rel)) = page_of(addr) else {
         return false;
     };
-    let Some((off, len)) = p.map.slot_at_offset(addr - p.addr) else {
+    let Some((first, n)) = p.map.slot_at(rel >> GRANULE_SHIFT) else {
         return false;
     };
-    let id = p.owner[off / GRANULE].load(Ordering::Relaxed);
-    let n = if id == NO_OWNER {
-        ptr::null_mut()
-    } else {
-        NAMES[id as usize].load(Ordering::Acquire)
-    };
+    let cache_name = NAMES
+        .get(p.owner(first))
+        .map_or(ptr::null_mut(), |n| n.load(Ordering::Acquire));
     // SAFETY: the caller provides valid output pointers.
     unsafe {
-        *start = p.addr + off;
-        *size = len;
-        *name = n;
+        *start = p.granule_addr(first);
+        *size = n << GRANULE_SHIFT;
+        *name = cache_name;
     }
     true
 }
@@ -910,6 +1106,119 @@ mod tests {
         assert_eq!(m.slot_at_offset(off), None);
         assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
     }
+
+    /// One CPU looks up every granule near the slots that another CPU allocates and
+    /// frees, with random sizes, in the same page: every answer is `None` or a slot
+    /// exactly as it was marked, never two neighbours merged or a part of one, and a slot
+    /// that stays live (pinned in the middle, its neighbours changing) is always found.
+    #[test]
+    fn lookups_race_with_changes() -> kernel::error::Result {
+        use core::sync::atomic::AtomicBool;
+        use core::sync::atomic::AtomicU64;
+        use core::sync::atomic::AtomicUsize;
+        use core::sync::atomic::Ordering;
+        use kernel::alloc::flags::GFP_KERNEL;
+        use kernel::alloc::KBox;
+        use kernel::init::InPlaceInit;
+        use kernel::sync::Arc;
+        use kernel::sync::Completion;
+
+        /// The pinned slot, live throughout.
+        const PIN: (usize, usize) = (40, 2);
+        /// Slots are placed in the first `LIMIT` granules, around the pinned one.
+        const LIMIT: usize = 82;
+        /// Longest slot, in granules.
+        const MAX: usize = 8;
+
+        struct Shared {
+            map: PageMap,
+            /// Bit `n - 1` of word `first`: a slot (first, n) was marked.
+            marked: [AtomicU64; LIMIT],
+            stop: AtomicBool,
+            checked: AtomicUsize,
+            wrong: AtomicUsize,
+            pin_missed: AtomicUsize,
+        }
+
+        let shared = Arc::new(
+            Shared {
+                map: PageMap::new(),
+                marked: [const { AtomicU64::new(0) }; LIMIT],
+                stop: AtomicBool::new(false),
+                checked: AtomicUsize::new(0),
+                wrong: AtomicUsize::new(0),
+                pin_missed: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        shared.map.mark(PIN.0, PIN.1);
+        let started = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let (s, st, d) = (shared.clone(), started.clone(), done.clone());
+        // Unbound: the reader runs on whichever CPU is free, the other one on a
+        // two-CPU machine, while this thread changes the slots.
+        kernel::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            st.complete_all();
+            while !s.stop.load(Ordering::Relaxed) {
+                for g in 0..LIMIT + 1 {
+                    let got = s.map.slot_at(g);
+                    if (PIN.0..PIN.0 + PIN.1).contains(&g) {
+                        if got != Some(PIN) {
+                            s.pin_missed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else if let Some((first, n)) = got {
+                        // The record of (first, n) precedes its marking.
+                        let ok = first <= g
+                            && g < first + n
+                            && (1..=MAX).contains(&n)
+                            && s.marked
+                                .get(first)
+                                .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (n - 1)) != 0);
+                        if !ok {
+                            s.wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    s.checked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            d.complete_all();
+        })?;
+        started.wait_for_completion();
+
+        // Up to eight slots live at a time, freed and replaced in random order.
+        let mut live: KBox<[(usize, usize); 8]> = KBox::new([(0, 0); 8], GFP_KERNEL)?;
+        let mut seed: u32 = 0x1234_5678;
+        let mut changes = 0usize;
+        while changes < 200_000 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = (seed >> 16) as usize % live.len();
+            let (first, n) = live[k];
+            if n != 0 {
+                assert_eq!(shared.map.free(first, n), Ok(()));
+                live[k] = (0, 0);
+            }
+            let n = 1 + (seed >> 8) as usize % MAX;
+            if let Some((first, _)) = shared.map.find(n) {
+                if first + n <= LIMIT {
+                    shared.marked[first].fetch_or(1 << (n - 1), Ordering::Release);
+                    shared.map.mark(first, n);
+                    live[k] = (first, n);
+                }
+            }
+            changes += 1;
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        done.wait_for_completion();
+        kernel::pr_info!(
+            "{} changes, {} lookups checked\n",
+            changes,
+            shared.checked.load(Ordering::Relaxed)
+        );
+        assert_eq!(shared.wrong.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.pin_missed.load(Ordering::Relaxed), 0);
+        assert!(shared.checked.load(Ordering::Relaxed) > LIMIT);
+        Ok(())
+    }
 }
 
 #[kernel::macros::kunit_tests(execslot)]
@@ -957,6 +1266,7 @@ mod alloc_tests {
     static TEST: TestCache = TestCache(bindings::execslot_cache {
         name: kernel::str::as_char_ptr_in_const_context(c"execslot_test"),
         type_: bindings::execmem_type_EXECMEM_KPROBES,
+        perf_ksymbol: false,
     });
 
     fn cache() -> *const bindings::execslot_cache {

@@ -26,6 +26,10 @@
  * @type: execmem type of the pages the slots are carved from; users of the
  *	  same type, or of types that execmem_same_range() finds alike, share
  *	  pages
+ * @perf_ksymbol: announce each slot to perf as PERF_RECORD_KSYMBOL_TYPE_OOL
+ *		  code named @name: when it is allocated, and when it is
+ *		  released, just before it leaves the lookups (for users that
+ *		  do not announce their code themselves)
  *
  * Define one per user with DEFINE_EXECSLOT_CACHE(); it must stay alive for
  * as long as the kernel runs.
@@ -33,6 +37,7 @@
 struct execslot_cache {
 	const char *name;
 	enum execmem_type type;
+	bool perf_ksymbol;
 };
 
 #define DEFINE_EXECSLOT_CACHE(_var, _name, _type)			\
@@ -41,7 +46,16 @@ struct execslot_cache {
 #ifdef CONFIG_EXECSLOT
 
 void execslot_init(void);
-void execslot_debugfs_init(void);
+
+/* The debugfs files in mm/execmem.c, shown by kernel/execslot.rs */
+struct seq_file;
+void execslot_seq_stats(struct seq_file *m);
+void execslot_seq_slots(struct seq_file *m, bool show_addr);
+
+/* perf ksymbol events of caches that ask for them, in mm/execmem.c */
+void execslot_perf_ksymbol(const struct execslot_cache *cache,
+			   unsigned long addr, unsigned int len,
+			   bool unregister);
 
 /*
  * Locking: the allocator writes slots with text_poke, under text_mutex, and
@@ -257,7 +271,6 @@ static inline bool execslot_lookup(unsigned long addr, unsigned long *start,
 #else /* !CONFIG_EXECSLOT */
 
 static inline void execslot_init(void) { }
-static inline void execslot_debugfs_init(void) { }
 
 static inline int execslot_alloc_locked(struct execslot_cache *cache,
 					size_t size, void **slot)

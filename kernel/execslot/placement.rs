@@ -4,23 +4,63 @@
 //!
 //! Pure logic without kernel types, so that the very same file also builds as a host
 //! crate for tests. A page is cut into [`GRANULE`]-byte granules. A slot is a run of granules;
-//! two bitmaps describe the page: `used` has a bit per granule that belongs to a slot and
-//! `start` a bit per granule that begins one, so the slot around any address can be found
-//! from the bitmaps alone, without a list of slots.
+//! every granule has an atomic entry that names the slot it belongs to, as its first granule
+//! and its length, or says that the granule is free, so the slot around any address can be
+//! found from that one granule (and the slot's first), without a list of slots. The entries
+//! take two bytes per granule, 512 bytes per page.
 //!
 //! Placement is best fit: a request of `n` granules takes the smallest free run of at
 //! least `n` granules, the lowest such run on a tie. A page therefore refuses a request
 //! only when it has no free run of `n` granules, whatever its total free space.
 //!
-//! Concurrency: the bitmaps are atomics. Changes ([`PageMap::alloc`], [`PageMap::free`])
-//! must be serialised by the caller (the owning cache's mutex); lookups
-//! ([`PageMap::slot_at`], [`PageMap::is_used`]) may run at the same time from any context,
-//! NMI included: they only load atomics and never loop more than [`GRANULES`] times.
-//! A slot's bits are set with release ordering after its contents were written, and
-//! loaded with acquire ordering.
+//! Concurrency: changes ([`PageMap::mark`], [`PageMap::alloc`], [`PageMap::free`]) must be
+//! serialised by the caller (the owning cache's mutex); lookups ([`PageMap::slot_at`],
+//! [`PageMap::slot_at_offset`], [`PageMap::is_used`], [`PageMap::each_slot`]) may run at
+//! the same time from any context, NMI included. A lookup is at most two atomic loads,
+//! without a loop or a retry; [`PageMap::each_slot`] makes at most [`GRANULES`] lookups.
+//!
+//! - Every granule of a slot `(first, n)` holds the same value, which encodes `(first, n)`;
+//!   a free granule holds `FREE`, which encodes no slot.
+//! - [`PageMap::mark`] stores the value into granules `first + 1..first + n`, then into
+//!   `first`: that last store publishes the slot. [`PageMap::free`] stores `FREE` into
+//!   `first`, which unpublishes the slot, then into the other granules. All these stores
+//!   are `Release`.
+//! - A lookup of granule `g` loads its entry (`Acquire`). `FREE` gives `None`. A value
+//!   `(first, n)` with `first == g` is the slot. Otherwise the lookup loads the entry of
+//!   `first` (`Acquire`) and returns `(first, n)` only if that holds the very same value.
+//!
+//! What a lookup returns, then:
+//!
+//! 1. `None` or exactly a slot, never two slots merged nor a part of one: the value
+//!    `(first, n)` is only ever stored by a mark of that very slot.
+//! 2. Only a published slot, and everything the writer did before [`PageMap::mark`] (the
+//!    slot's contents) is visible to the caller: the lookup loaded the value from the
+//!    slot's first granule, where mark stores it last, with `Release`, and the `Acquire`
+//!    load synchronises with that store. The load cannot read from an older slot of the
+//!    same place and size: if the lookup first loaded another granule, that `Acquire` load
+//!    read from a `Release` store of the newer mark, which comes after the older slot's
+//!    free, so the first granule held `FREE` or the newer slot by then.
+//! 3. A slot appears and goes at once. A reader that found it finds it at every granule
+//!    until it is freed: by 2 it sees all the values that mark stored. A reader that
+//!    loaded `FREE` (or a newer value) from a granule of a slot being freed read from a
+//!    `Release` store that comes after free's store into `first`, so from then on its
+//!    lookups load `FREE` or a newer value from `first` and never find the slot again;
+//!    one that loaded `FREE` from `first` itself never loads the older value again either.
+//! 4. A slot that is live during the whole lookup is found, exactly, whatever happens next
+//!    to it: its granules are only stored into by its own mark, before, and free, after.
+//!
+//! The argument uses the `Acquire` of both loads and the `Release` of every store but
+//! free's store into `first`, which is `Release` as well for uniformity.
+//! `tools/host/tests/loom.rs` model-checks 1 to 4 (with loom's atomics: `--cfg loom`).
 
-use core::sync::atomic::AtomicU64;
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicU16;
+#[cfg(not(loom))]
 use core::sync::atomic::Ordering;
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU16;
+#[cfg(loom)]
+use loom::sync::atomic::Ordering;
 
 /// Size of the pages that slots are carved from.
 pub const PAGE_SIZE: usize = 4096;
@@ -33,8 +73,6 @@ pub const GRANULE: usize = 1 << GRANULE_SHIFT;
 
 /// Granules per page.
 pub const GRANULES: usize = PAGE_SIZE / GRANULE;
-
-const WORDS: usize = GRANULES / 64;
 
 /// Why a request or a free was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +93,33 @@ pub fn granules_for(size: usize) -> Result<usize, PlacementError> {
 
 /// The allocation state of one page.
 pub struct PageMap {
-    used: [AtomicU64; WORDS],
-    start: [AtomicU64; WORDS],
+    /// For each granule, the slot that it belongs to (see [`encode`]), or [`FREE`].
+    slot: [AtomicU16; GRANULES],
+}
+
+/// Entry of a free granule; [`decode`] finds no slot in it.
+const FREE: u16 = u16::MAX;
+
+// A slot's first granule and length minus one fit in a byte each.
+const _: () = assert!(GRANULES <= 256);
+
+/// The entry of the granules of slot `(first, n)`: `first` in the high byte, `n - 1` in
+/// the low one. The caller ensures `n >= 1` and `first + n <= GRANULES`, so the value is
+/// never [`FREE`].
+fn encode(first: usize, n: usize) -> u16 {
+    ((first << 8) | (n - 1)) as u16
+}
+
+/// The slot `(first, n)` that an entry names, if it names one inside the page.
+#[inline(always)]
+fn decode(e: u16) -> Option<(usize, usize)> {
+    let first = usize::from(e >> 8);
+    let n = usize::from(e & 0xff) + 1;
+    if first + n <= GRANULES {
+        Some((first, n))
+    } else {
+        None
+    }
 }
 
 impl Default for PageMap {
@@ -65,68 +128,57 @@ impl Default for PageMap {
     }
 }
 
-// Inlined into execslot's lock-free lookups, which kprobes must not probe.
-#[inline(always)]
-fn bit(bitmap: &[AtomicU64; WORDS], g: usize) -> bool {
-    bitmap[g / 64].load(Ordering::Acquire) & (1u64 << (g % 64)) != 0
-}
-
-/// Sets (`on`) or clears the bits `first..first + n` of `bitmap`. Writers are serialised,
-/// so a load and a store suffice; readers see each word change at once.
-fn set_range(bitmap: &[AtomicU64; WORDS], first: usize, n: usize, on: bool) {
-    let mut g = first;
-    let end = first + n;
-    while g < end {
-        let w = g / 64;
-        let lo = g % 64;
-        let hi = core::cmp::min(64, lo + (end - g));
-        let mask = if hi - lo == 64 {
-            u64::MAX
-        } else {
-            ((1u64 << (hi - lo)) - 1) << lo
-        };
-        let old = bitmap[w].load(Ordering::Relaxed);
-        let new = if on { old | mask } else { old & !mask };
-        bitmap[w].store(new, Ordering::Release);
-        g += hi - lo;
-    }
-}
-
 impl PageMap {
     /// An empty page.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
         Self {
-            used: [const { AtomicU64::new(0) }; WORDS],
-            start: [const { AtomicU64::new(0) }; WORDS],
+            slot: [const { AtomicU16::new(FREE) }; GRANULES],
         }
     }
 
-    /// Whether granule `g` belongs to a slot.
+    /// An empty page. loom's atomics cannot be made in a constant context.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            slot: core::array::from_fn(|_| AtomicU16::new(FREE)),
+        }
+    }
+
+    /// Entry of granule `g`, for the writer, whose changes are serialised: it sees its own
+    /// stores and those of the writers before it.
+    fn entry(&self, g: usize) -> u16 {
+        self.slot[g].load(Ordering::Relaxed)
+    }
+
+    /// Whether granule `g` belongs to a live slot; lock-free, like [`PageMap::slot_at`].
     #[inline(always)]
     pub fn is_used(&self, g: usize) -> bool {
-        g < GRANULES && bit(&self.used, g)
+        self.slot_at(g).is_some()
     }
 
     /// Number of granules in use.
     pub fn used_granules(&self) -> usize {
-        self.used
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
-            .sum()
+        (0..GRANULES).filter(|&g| self.entry(g) != FREE).count()
     }
 
     /// Number of live slots.
     pub fn slots(&self) -> usize {
-        self.start
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
-            .sum()
+        (0..GRANULES)
+            .filter(|&g| decode(self.entry(g)).is_some_and(|(first, _)| first == g))
+            .count()
     }
 
     /// The live slots in address order, as (first granule, granules). Lock-free, like
-    /// [`PageMap::slot_at`]: a slot that changes meanwhile may be missed or seen.
+    /// [`PageMap::slot_at`], and as exact: a slot live the whole time is seen, one that
+    /// changes meanwhile may be missed or seen, and what is seen is a slot.
     pub fn each_slot(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let mut g = 0;
+        self.each_slot_from(0)
+    }
+
+    /// As [`PageMap::each_slot`], for the slots that start at granule `from` or later.
+    pub fn each_slot_from(&self, from: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut g = from;
         core::iter::from_fn(move || {
             while g < GRANULES {
                 match self.slot_at(g) {
@@ -134,7 +186,10 @@ impl PageMap {
                         g = first + n;
                         return Some((first, n));
                     }
-                    _ => g += 1,
+                    // A slot published after its first granule was passed: skip it
+                    // (`first + n > g`), it cannot hide a slot that was live meanwhile.
+                    Some((first, n)) => g = first + n,
+                    None => g += 1,
                 }
             }
             None
@@ -143,7 +198,7 @@ impl PageMap {
 
     /// Whether no slot is live.
     pub fn is_empty(&self) -> bool {
-        self.used.iter().all(|w| w.load(Ordering::Relaxed) == 0)
+        (0..GRANULES).all(|g| self.entry(g) == FREE)
     }
 
     /// Length of the longest run of free granules.
@@ -151,7 +206,7 @@ impl PageMap {
         let mut best = 0;
         let mut run = 0;
         for g in 0..GRANULES {
-            if bit(&self.used, g) {
+            if self.entry(g) != FREE {
                 run = 0;
             } else {
                 run += 1;
@@ -170,12 +225,13 @@ impl PageMap {
         let mut best: Option<(usize, usize)> = None;
         let mut g = 0;
         while g < GRANULES {
-            if bit(&self.used, g) {
-                g += 1;
+            if let Some((first, len)) = decode(self.entry(g)) {
+                // Skip the rest of the slot.
+                g = core::cmp::max(g + 1, first + len);
                 continue;
             }
             let first = g;
-            while g < GRANULES && !bit(&self.used, g) {
+            while g < GRANULES && self.entry(g) == FREE {
                 g += 1;
             }
             let len = g - first;
@@ -197,20 +253,31 @@ impl PageMap {
         Some(first)
     }
 
-    /// Marks granules `first..first + n` as one slot; they must be free. Separate from
-    /// [`PageMap::find`] so that a caller can fill the slot between the two and publish it
-    /// only once its contents are in place.
+    /// Marks granules `first..first + n` as one slot and publishes it; they must be free.
+    /// Separate from [`PageMap::find`] so that a caller can fill the slot between the two:
+    /// a lookup that finds the slot sees what was written before the call. Does nothing
+    /// when the granules are not inside the page.
     pub fn mark(&self, first: usize, n: usize) {
-        set_range(&self.used, first, n, true);
-        set_range(&self.start, first, 1, true);
+        if n == 0 || first >= GRANULES || n > GRANULES - first {
+            return;
+        }
+        let e = encode(first, n);
+        for s in &self.slot[first + 1..first + n] {
+            s.store(e, Ordering::Release);
+        }
+        // Publishes the slot.
+        self.slot[first].store(e, Ordering::Release);
     }
 
     /// Releases the slot that starts at granule `first` and spans `n` granules.
     pub fn free(&self, first: usize, n: usize) -> Result<(), PlacementError> {
         match self.slot_at(first) {
             Some((f, len)) if f == first && len == n => {
-                set_range(&self.start, first, 1, false);
-                set_range(&self.used, first, n, false);
+                // Unpublishes the slot.
+                self.slot[first].store(FREE, Ordering::Release);
+                for s in &self.slot[first + 1..first + n] {
+                    s.store(FREE, Ordering::Release);
+                }
                 Ok(())
             }
             _ => Err(PlacementError::NotASlot),
@@ -218,24 +285,21 @@ impl PageMap {
     }
 
     /// The slot that granule `g` belongs to, as (first granule, granules), if any.
+    /// Lock-free; see the module's documentation for what it returns while slots change.
     #[inline(always)]
     pub fn slot_at(&self, g: usize) -> Option<(usize, usize)> {
-        if !self.is_used(g) {
-            return None;
+        let e = self.slot.get(g)?.load(Ordering::Acquire);
+        let (first, n) = decode(e)?;
+        if g == first {
+            return Some((first, n));
         }
-        let mut first = g;
-        while !bit(&self.start, first) {
-            if first == 0 || !bit(&self.used, first - 1) {
-                // Racing with a change: no consistent slot here.
-                return None;
-            }
-            first -= 1;
+        // A granule after the first: the slot is there if it is published, as this very
+        // slot. (`first < g` always; the test keeps a wrong entry from giving a wrong slot.)
+        if first < g && g < first + n && self.slot.get(first)?.load(Ordering::Acquire) == e {
+            Some((first, n))
+        } else {
+            None
         }
-        let mut end = first + 1;
-        while end < GRANULES && bit(&self.used, end) && !bit(&self.start, end) {
-            end += 1;
-        }
-        Some((first, end - first))
     }
 
     /// The slot containing byte `offset` of the page, as (offset, size) in bytes.

@@ -81,6 +81,26 @@ while [ $r -lt "$ROUNDS" ]; do
 			fail "round $r: $i kprobes registered" "kprobes/list has $reg"
 		[ "$opt" -gt 0 ] && pass "round $r: some optimized" ||
 			fail "round $r: some optimized" "none [OPTIMIZED]"
+		# /proc/kallsyms lists every slot once, and reading it costs (centiseconds of
+		# /proc/uptime) what the walk of the slots costs: WB-KALLSYMS.
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		cat /proc/kallsyms > /tmp/kallsyms
+		t1=$(cut -d' ' -f1 /proc/uptime)
+		ks=$(awk '$3 == "kprobe_insn_page"' /tmp/kallsyms | wc -l)
+		echo "WB-KALLSYMS tag=$TAG round=$r n=$i insn_syms=$ks" \
+			"cs=$(( $(echo $t1 | tr -d .) - $(echo $t0 | tr -d .) ))"
+		if [ -n "$kp_execslot" ]; then
+			k=$(($(field kprobe_insn_page 3) + 0))
+			ko=$(($(field kprobe_optinsn_page 3) + 0))
+			[ "$ks" = "$k" ] && pass "round $r: kallsyms lists each insn slot once" ||
+				fail "round $r: kallsyms lists each insn slot once" "$ks symbols for $k slots"
+			kso=$(awk '$3 == "kprobe_optinsn_page"' /tmp/kallsyms | wc -l)
+			[ "$kso" = "$ko" ] && pass "round $r: kallsyms lists each optinsn slot once" ||
+				fail "round $r: kallsyms lists each optinsn slot once" "$kso symbols for $ko slots"
+			dup=$(awk '$3 ~ /^kprobe_(opt)?insn_page$/ { print $1 }' /tmp/kallsyms | sort | uniq -d | wc -l)
+			[ "$dup" = 0 ] && pass "round $r: no slot listed twice in kallsyms" ||
+				fail "round $r: no slot listed twice in kallsyms" "$dup addresses twice"
+		fi
 		if [ -n "$kp_execslot" ]; then
 			slots=$(($(field kprobe_insn_page 3) + 0))
 			[ "$slots" -ge "$i" ] && pass "round $r: an insn slot per kprobe" ||

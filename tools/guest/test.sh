@@ -14,6 +14,12 @@ check() { # name, then a command that must succeed
 
 echo "WB-INFO $(uname -r) $(cat /proc/cmdline)"
 check "guest: two CPUs online" test "$(grep -c '^processor' /proc/cpuinfo)" = 2
+# wb_mitigation=FILE:WORD: the CPU vulnerability FILE reports a mitigation with WORD.
+for m in $(sed -n 's/.*wb_mitigation=\([^ ]*\).*/\1/p' /proc/cmdline); do
+	v=/sys/devices/system/cpu/vulnerabilities/${m%%:*}
+	echo "WB-INFO $v: $(cat $v 2>&1)"
+	check "guest: ${m%%:*} mitigation ${m#*:} in force" grep -q "${m#*:}" $v
+done
 
 # 1. The function tracer in a new instance, filtered to one function: the instance's
 #    ops is the only user of that call site, so ftrace gives it its own trampoline.
@@ -141,6 +147,23 @@ else
 	fail "kprobe: add $FUNC+offset" "no offset among 9 5 8 4 was accepted"
 fi
 
+# 2b. perf's view of a kprobe's instruction slot (PERF_RECORD_KSYMBOL, read from a
+#     side-band ring buffer by /usr/bin/ksymwatch): registered with the probe, and
+#     unregistered only when the slot really goes. An unregister event while the slot is
+#     still live (in execslot/slots) would have perf forget code that can still run.
+if [ "$want" = execslot ] && [ -n "$off" ]; then
+	ksymwatch kprobe_insn_page $SLOTS \
+		"echo 'p:wbksym $FUNC+$off' >> $T/kprobe_events && echo 1 > $T/events/kprobes/wbksym/enable && cat /proc/version >/dev/null" \
+		"echo 0 > $T/events/kprobes/wbksym/enable && echo '-:wbksym' >> $T/kprobe_events" \
+		20 > /tmp/ksym 2>&1
+	echo "ksymwatch exit $?"
+	cat /tmp/ksym
+	check "perf ksymbol: the slot is registered" grep -q '^register 0x[0-9a-f]* [0-9]*$' /tmp/ksym
+	check "perf ksymbol: the slot is unregistered" grep -q '^unregister 0x' /tmp/ksym
+	check "perf ksymbol: unregistered only once the slot is gone" \
+		sh -c "grep -q '^unregister ' /tmp/ksym && ! grep -q '^unregister .* listed=[^0]' /tmp/ksym"
+fi
+
 # 3. The slot allocator's debugfs file (when the series has it): the KUnit suites at
 #    boot allocated and freed hundreds of slots of the cache "execslot_test"; its
 #    accounting must be back to zero.
@@ -150,13 +173,29 @@ if grep -q ' execslot_alloc_locked$' /proc/kallsyms; then
 	check "execslot: stats list the pages held" grep -q '^pages: [0-9]* ([0-9]* bytes)$' $S
 	check "execslot: test cache back to zero slots and bytes" \
 		sh -c "awk '\$1 == \"execslot_test\" { found = 1; exit !(\$3 == 0 && \$4 == 0) } END { if (!found) exit 1 }' $S"
+	# Addresses in execslot/slots follow kptr_restrict as /proc/kallsyms does: shown
+	# to root at 0 and 1 (CAP_SYSLOG), zeros at 2.
+	kr=$(cat /proc/sys/kernel/kptr_restrict)
+	for k in 0 1 2; do
+		echo $k > /proc/sys/kernel/kptr_restrict
+		if [ $k = 2 ]; then
+			check "execslot: slots hides addresses at kptr_restrict=2" \
+				sh -c "grep -q . $SLOTS && ! grep -qv '^0x0000000000000000 ' $SLOTS"
+		else
+			a=$(awk '$3 == "ftrace_trampoline" { print substr($1, 3); exit }' $SLOTS)
+			check "execslot: slots shows kallsyms' addresses at kptr_restrict=$k" \
+				sh -c "test -n '$a' && test '$a' != 0000000000000000 && grep -q '^$a t ftrace_trampoline' /proc/kallsyms"
+		fi
+	done
+	echo $kr > /proc/sys/kernel/kptr_restrict
 fi
 
 # 4. The base tree's ftracetest cases (tools/testing/selftests/ftrace) for what the
 #    series touches: function tracing in instances, filters, triggers, the stack tracer
 #    and the profiler (trampolines), kprobe-on-ftrace, fprobe events, direct calls next
 #    to trampolines (samples/ftrace/ftrace-direct.ko), and kprobes with insn slots.
-sh /wb/ftracetest.sh \
+# wb_quick=1 on the command line (the extra boots of `test`) leaves them out.
+grep -q 'wb_quick=1' /proc/cmdline || sh /wb/ftracetest.sh \
 	00basic/basic1.tc 00basic/basic2.tc \
 	instances/instance.tc \
 	ftrace/func-filter-glob.tc ftrace/func_set_ftrace_file.tc \
@@ -176,6 +215,7 @@ sh /wb/ftracetest.sh \
 #    (wb_kprobes=N wb_kprobe_rounds=R on the command line), 200 x 2 elsewhere.
 kpn=$(sed -n 's/.*wb_kprobes=\([0-9]*\).*/\1/p' /proc/cmdline)
 kpr=$(sed -n 's/.*wb_kprobe_rounds=\([0-9]*\).*/\1/p' /proc/cmdline)
+grep -q 'wb_quick=1' /proc/cmdline && kpn=${kpn:-50} kpr=${kpr:-1}
 sh /wb/kprobe-stress.sh "${kpn:-200}" "${kpr:-2}" || failed=1
 
 # 6. Nothing above left a splat behind.

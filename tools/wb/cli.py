@@ -27,6 +27,7 @@ TOOLS = os.path.join(REPO, 'tools')
 PATCHES = os.path.join(REPO, 'patches')
 CI_KERNEL = os.path.join(REPO, 'ci', 'kernel')
 GUEST = os.path.join(TOOLS, 'guest')
+GUEST_BIN = os.path.join(TOOLS, 'guest-bin')
 
 # Top-level directories whose files the series may add; the repo keeps a copy of each.
 OVERLAY_DIRS = ('arch', 'kernel', 'include', 'Documentation', 'rust', 'lib', 'mm', 'samples')
@@ -43,6 +44,8 @@ CONFIGS = {
     'noexecslot': ['base.config'],
     # The default config built with the LLVM 19 toolchain, clippy over every Rust object.
     'llvm': ['base.config'],
+    # Every KUnit test as a module (KUNIT=m, KUNIT_ALL_TESTS=m): build only.
+    'modules': ['base.config', 'kunit-modules.config'],
 }
 # make variables of a config's builds: clang and ld.lld 19 (LLVM=-19), and clippy-driver
 # for the Rust objects (CLIPPY=1), whose lints fail the build like compiler warnings.
@@ -52,11 +55,30 @@ MAKE_VARS = {'llvm': ['LLVM=-19', 'CLIPPY=1']}
 # per-patch compile (check --each --quick). `test --extended` adds the CONFIG_EXECSLOT=n
 # kernel, the LLVM/clippy build and the per-patch compile with LLVM: about 25 minutes
 # more on a fresh machine, which would take `test` too close to CI's 90-minute limit.
-TEST_CONFIGS = ['default', 'os', 'norust']
+TEST_CONFIGS = ['default', 'os', 'norust', 'mitigations', 'modules']
 EXTENDED_CONFIGS = ['noexecslot', 'llvm']
-BUILD_ONLY = ('llvm',)
+BUILD_ONLY = ('llvm', 'modules')
+# Besides the first config, where `test` also runs rustdoc: the clippy build.
+RUSTDOC_ALSO = ('llvm',)
 EACH_QUICK_CONFIGS = ('default',)
 EXTENDED_EACH_QUICK_CONFIGS = ('llvm',)
+# Configs that `test` boots in other ways than the plain boot: (label suffix, QEMU CPU
+# model, kernel command line). The mitigations kernel on an emulated Skylake, where ITS
+# and call-depth tracking are live (QEMU's default CPU is "Not affected", which leaves
+# NOPs in the templates): ITS forced on gives "Aligned branch/return thunks", so a
+# trampoline returns through a thunk by its address; call-depth stuffing puts a
+# %gs-relative RIP operand in the live templates, which the builder must relocate.
+# wb_quick=1: test.sh without ftracetest and with a short kprobes stress;
+# wb_mitigation=FILE:WORD: test.sh checks that the mitigation is in force.
+EXTRA_BOOTS = {
+    'mitigations': [
+        ('its', 'Skylake-Client',
+         'indirect_target_selection=force wb_quick=1 '
+         'wb_mitigation=indirect_target_selection:Aligned'),
+        ('stuff', 'Skylake-Client',
+         'spectre_v2=retpoline retbleed=stuff wb_quick=1 wb_mitigation=retbleed:Stuffing'),
+    ],
+}
 # Patched kernels of these configs keep the mainline C paths (no execslot).
 MAINLINE_CONFIGS = ('norust', 'noexecslot')
 
@@ -517,6 +539,18 @@ def check_results(P):
                 capture=True, check=False)
     results.append(core.Result('make LLVM=-19 rustfmtcheck', p.returncode == 0,
                                ' '.join((p.stdout + p.stderr).split())[:500]))
+    # Fixes: tags against what the public record says those commits did.
+    def base_file(path):
+        return git('show', f'base:{path}', cwd=scratch)
+    for name in series.patches:
+        with open(os.path.join(PATCHES, name)) as fh:
+            text = fh.read()
+        for tag in core.parse_fixes(text):
+            why = core.check_fixes(tag, base_file)
+            results.append(core.Result(f'check: {name} Fixes: {tag[0][:12]}', why is None,
+                                       why or ''))
+            results.append(core.Result(f'check: {name} Cc: stable with its Fixes:',
+                                       'Cc: stable@vger.kernel.org' in text.split('\n---\n')[0]))
     for name in series.patches:
         p = run(['perl', 'scripts/checkpatch.pl', '--strict', '--no-summary', '--terse',
                  '--ignore', ','.join(CHECKPATCH_IGNORE), os.path.join(PATCHES, name)],
@@ -553,6 +587,7 @@ SERIES_FRAGMENTS = {
     'stress': [SERIES_FRAGMENT, 'stress-series.config'],
     'norust': ['norust-series.config'],
     'noexecslot': ['noexecslot-series.config'],
+    'modules': ['modules-series.config'],
 }
 
 
@@ -727,6 +762,25 @@ def rustdoc_results(tree, out):
     return results
 
 
+# The functions of the series that must never panic: the lock-free lookups (unwinder,
+# NMI), the kallsyms walk and every path that frees a slot. `nopanic_results()` follows
+# their calls through Rust functions in vmlinux and fails on any call that can reach a
+# panic (overflow and bounds checks included, with CONFIG_RUST_OVERFLOW_CHECKS=y).
+NOPANIC_ROOTS = ('__execslot_contains', '__execslot_lookup', '__execslot_get_kallsym',
+                 'execslot_free_locked', 'execslot_free_deferred', 'execslot_reap_locked')
+
+
+def nopanic_results(out):
+    vmlinux = os.path.join(out, 'vmlinux')
+    p = run(['objdump', '-d', '--no-show-raw-insn', vmlinux], capture=True)
+    graph = core.call_graph(p.stdout)
+    results = []
+    for root, chain in core.panic_paths(graph, NOPANIC_ROOTS).items():
+        results.append(core.Result(f'no panic reachable from {root}', chain is None,
+                                   '' if chain is None else ' -> '.join(chain)[:600]))
+    return results
+
+
 def compile_objects(tree, out, config, log, objs, label):
     """Configure `out` for `tree` and compile `objs` (nothing to do if empty)."""
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -849,6 +903,24 @@ reboot -f
 '''
 
 
+def guest_binaries(P):
+    """Compile each tools/guest-bin/NAME.c into a static binary for the guest (busybox has
+    no perf_event_open); returns {NAME: path}, rebuilt when the source is newer."""
+    outdir = os.path.join(P['cache'], 'guest-bin')
+    os.makedirs(outdir, exist_ok=True)
+    bins = {}
+    for f in sorted(os.listdir(GUEST_BIN)):
+        if not f.endswith('.c'):
+            continue
+        src = os.path.join(GUEST_BIN, f)
+        exe = os.path.join(outdir, f[:-2])
+        if not os.path.isfile(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+            run(['gcc', '-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', exe, src],
+                what=f'gcc {f}')
+        bins[f[:-2]] = exe
+    return bins
+
+
 def build_initramfs(P, out, tree, cmd, dest):
     c = Cpio()
     for d in ('bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'root',
@@ -868,6 +940,9 @@ def build_initramfs(P, out, tree, cmd, dest):
         with open(os.path.join(GUEST, f), 'rb') as fh:
             c.file(f'wb/{f}', fh.read(), 0o755)
     c.file('wb/cmd.sh', (cmd + '\n').encode(), 0o755)
+    for name, exe in guest_binaries(P).items():
+        with open(exe, 'rb') as fh:
+            c.file(f'usr/bin/{name}', fh.read(), 0o755)
     mods = os.path.join(out, 'modinstall', 'lib', 'modules')
     if os.path.isdir(mods):
         c.tree(mods, 'lib/modules')
@@ -901,7 +976,7 @@ class BootResult:
         return out
 
 
-def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append=''):
+def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append='', cpu=None):
     """Boot `out`'s bzImage with an initramfs running `cmd`; `path` is the
     kernel_path() the guest scripts check the kernel against."""
     bz = os.path.join(out, 'arch', 'x86', 'boot', 'bzImage')
@@ -919,7 +994,7 @@ def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append=''):
     # Two sockets: without ACPI the kernel sees only the CPUs in SeaBIOS's MP table,
     # which lists one per socket ("-smp 2" alone boots one CPU).
     argv = [qemu, '-accel', 'tcg', '-m', '2048', '-smp', '2,sockets=2,cores=1',
-            '-nographic', '-no-reboot',
+            *(['-cpu', cpu] if cpu else []), '-nographic', '-no-reboot',
             '-monitor', 'none', '-serial', 'stdio', '-kernel', bz, '-initrd', initrd,
             '-append', f'console=ttyS0 panic=-1 oops=panic loglevel=7 wb_path={path} '
             f'{append}'.strip()]
@@ -1032,14 +1107,15 @@ def kunit_results(P, tree, res):
     return core.kunit_results_from_json(text)
 
 
-def boot_results(P, out, tree, config, script, timeout, append='', label=None, path=None):
+def boot_results(P, out, tree, config, script, timeout, append='', label=None, path=None,
+                 cpu=None):
     """Boot the patched kernel of `config`, then turn the console log into one result
     per KUnit case, startup test and guest test, plus one for the boot itself (clean
     exit, no splat). `label` names the boot (default patched-<config>), `path` is what
     the guest scripts expect (default: kernel_path())."""
     label = label or f'patched-{config}'
     res = qemu_boot(P, out, tree, f'sh /wb/{script}', label, timeout,
-                    path or kernel_path(False, config), append=append)
+                    path or kernel_path(False, config), append=append, cpu=cpu)
     results = []
     problems = res.problems()
     results.append(core.Result(f'{label}: boot clean, guest script finished',
@@ -1087,22 +1163,33 @@ def unit_test_results():
 CARGO_TEST_RE = re.compile(r'^test (\S+) \.\.\. (ok|FAILED|ignored)')
 
 
-def host_test_results():
-    """cargo test of tools/host: the pure kernel modules, built from the series' files."""
+def cargo_test_results(label, argv, env=None):
+    """One result per test of a `cargo test` run in tools/host."""
     host = os.path.join(TOOLS, 'host')
-    p = run(['cargo', 'test', '--locked', '--', '--color', 'never'], cwd=host, capture=True,
-            check=False, env={'CARGO_TERM_COLOR': 'never'})
+    p = run(['cargo', 'test', '--locked', *argv, '--', '--color', 'never'], cwd=host,
+            capture=True, check=False, env={'CARGO_TERM_COLOR': 'never', **(env or {})})
     results = []
     for line in p.stdout.splitlines():
         m = CARGO_TEST_RE.match(line)
         if m and m.group(2) != 'ignored':
-            results.append(core.Result(f'host: {m.group(1)}', m.group(2) == 'ok'))
+            results.append(core.Result(f'{label}: {m.group(1)}', m.group(2) == 'ok'))
     if p.returncode != 0 and all(r.ok for r in results):
-        results.append(core.Result('host: cargo test', False,
+        results.append(core.Result(f'{label}: cargo test', False,
                                    (p.stderr or p.stdout).strip()[-500:]))
     if not results:
-        results.append(core.Result('host: cargo test', False, 'no test ran'))
+        results.append(core.Result(f'{label}: cargo test', False, 'no test ran'))
     return results
+
+
+def host_test_results():
+    """cargo test of tools/host: the pure kernel modules, built from the series' files;
+    then the loom model check of the slot placement (its atomics swapped for loom's under
+    cfg(loom), every interleaving of lookups and changes explored), in its own target
+    directory so that the two builds do not invalidate each other."""
+    return (cargo_test_results('host', []) +
+            cargo_test_results('host loom', ['--release', '--test', 'loom',
+                                             '--target-dir', 'target/loom'],
+                               env={'RUSTFLAGS': '--cfg loom'}))
 
 
 class Steps:
@@ -1152,9 +1239,18 @@ def cmd_test(args):
         if built:
             tree = P['linux']
             out = build_dir(P, False, config)
-            if config == configs[0] or config in BUILD_ONLY:
+            if config == configs[0] or config in RUSTDOC_ALSO:
                 s.step(f'rustdoc {label}', lambda o=out: rustdoc_results(tree, o))
+            if config == configs[0]:
+                s.step(f'no-panic paths {label}', lambda o=out: nopanic_results(o))
             if config in BUILD_ONLY:
+                continue
+            if config in EXTRA_BOOTS:
+                for suffix, cpu, cmdline in EXTRA_BOOTS[config]:
+                    s.step(f'boot {label}-{suffix}',
+                           lambda o=out, c=config, t=tree, a=cmdline, u=cpu, x=suffix:
+                           boot_results(P, o, t, c, 'test.sh', args.timeout, append=a,
+                                        label=f'patched-{c}-{x}', cpu=u))
                 continue
             # The full kprobes stress (1000 kprobes, 3 rounds) on the first kernel only.
             append = 'wb_kprobes=1000 wb_kprobe_rounds=3' if config == configs[0] else ''

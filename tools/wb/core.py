@@ -697,3 +697,97 @@ def bench_summary(data):
     if data.get('bloat_total'):
         out.append(f'  vmlinux: {data["bloat_total"]}')
     return '\n'.join(out)
+
+
+# ---------------------------------------------------------------------------
+# No panic on the paths that must not panic
+
+# A call to one of these, directly or through Rust functions, is a reachable panic:
+# core's panicking module (overflow checks, bounds checks, explicit panics), the
+# unwrap/expect failures, slice index failures and the panic handler itself.
+PANIC_RE = re.compile(r'panicking|unwrap_failed|expect_failed|_index_len_fail|'
+                      r'index_order_fail|rust_begin_unwind|panic_fmt')
+
+_FUNC_RE = re.compile(r'^[0-9a-f]+ <([^>]+)>:$')
+_CALL_RE = re.compile(r'\s(?:call|jmp)\s+[0-9a-f]+ <([^>+]+)(?:\+0x[0-9a-f]+)?>')
+
+
+def call_graph(objdump_text):
+    """Direct calls and jumps of each function in `objdump -d` output: {name: {callee}}.
+    Jumps inside a function (to name+offset) are dropped; a jump to another function's
+    start (a tail call) counts as a call."""
+    graph = {}
+    cur = None
+    for line in objdump_text.splitlines():
+        m = _FUNC_RE.match(line)
+        if m:
+            cur = graph.setdefault(m.group(1), set())
+            name = m.group(1)
+            continue
+        if cur is None:
+            continue
+        m = _CALL_RE.search(line)
+        if m and m.group(1) != name and not re.search(r'<[^>]+\+0x', line):
+            cur.add(m.group(1))
+    return graph
+
+
+def panic_paths(graph, roots):
+    """For each root, a call chain to a panic, or None: Rust functions (mangled `_R`)
+    are followed, C functions are not (they do not panic the Rust way)."""
+    found = {}
+    for root in roots:
+        if root not in graph:
+            raise WorkbenchError(f'{root}: no such function in the disassembly')
+        seen = {root}
+        stack = [(root, [root])]
+        found[root] = None
+        while stack and found[root] is None:
+            fn, chain = stack.pop()
+            for callee in sorted(graph.get(fn, ())):
+                if PANIC_RE.search(callee):
+                    found[root] = chain + [callee]
+                    break
+                if callee.startswith('_R') and callee not in seen:
+                    seen.add(callee)
+                    stack.append((callee, chain + [callee]))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Fixes: tags
+
+# What the public record says about the commits that the series' Fixes: tags name:
+# the subject, and a line that the commit added to the base tree (the line the fix is
+# about). The base is a tarball without history, so the check reads the record here.
+# 0c3772a8db1f: bpf-next, "[PATCH bpf-next v3 2/6] x86/ftrace: implement
+# DYNAMIC_FTRACE_WITH_JMP" (20251118123639.688444-3-dongml2@chinatelecom.cn), which
+# made ftrace_call_replace() read bit 0 of its target; 25e4e3565d45 before it only
+# added the generic FTRACE_OPS_FL_JMP flag.
+FIXES_RECORD = {
+    '0c3772a8db1f': ('x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP',
+                     'arch/x86/kernel/ftrace.c', 'if (ftrace_is_jmp(addr)) {'),
+}
+
+_FIXES_RE = re.compile(r'^Fixes: ([0-9a-f]{12,40}) \("(.*)"\)$', re.M)
+
+
+def parse_fixes(patch_text):
+    """The (id, subject) of each Fixes: tag in a patch's changelog."""
+    msg = patch_text.split('\n---\n', 1)[0]
+    return _FIXES_RE.findall(msg)
+
+
+def check_fixes(fixes, base_file_text):
+    """Why a Fixes: tag (id, subject) is wrong by FIXES_RECORD, or None.
+    base_file_text(path) gives a file of the base tree."""
+    cid, subject = fixes
+    rec = FIXES_RECORD.get(cid[:12])
+    if rec is None:
+        return f'{cid[:12]} is not a commit the record names (FIXES_RECORD)'
+    want, path, line = rec
+    if subject != want:
+        return f'{cid[:12]} is "{want}", not "{subject}"'
+    if line not in base_file_text(path):
+        return f'{path} of the base lacks the line {cid[:12]} added: {line}'
+    return None

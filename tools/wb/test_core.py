@@ -326,8 +326,10 @@ class TestCli(unittest.TestCase):
                 'cmd_apply': lambda a: None,
                 'build': lambda P, v, c: calls.append(('build', c)),
                 'rustdoc_results': lambda t, o: calls.append(('rustdoc', o)) or ok,
-                'boot_results': lambda P, o, t, c, sc, to, append='':
-                    calls.append(('boot', c, append)) or ok,
+                'boot_results': lambda P, o, t, c, sc, to, append='', label=None, cpu=None:
+                    calls.append(('boot', label or c, append, cpu) if cpu else
+                                 ('boot', c, append)) or ok,
+                'nopanic_results': lambda o: calls.append(('nopanic', o)) or ok,
                 'stress_results': lambda P, n, to: calls.append(('stress', n)) or ok,
                 'each_results': lambda P, c, quick: calls.append(('each', c, quick)) or ok,
             }.items():
@@ -337,18 +339,29 @@ class TestCli(unittest.TestCase):
             cli.main(['test'] + argv)
         return calls
 
+    MITIGATION_BOOTS = [
+        ('build', 'mitigations'),
+        ('boot', 'patched-mitigations-its', 'indirect_target_selection=force wb_quick=1 '
+         'wb_mitigation=indirect_target_selection:Aligned', 'Skylake-Client'),
+        ('boot', 'patched-mitigations-stuff', 'spectre_v2=retpoline retbleed=stuff wb_quick=1 '
+         'wb_mitigation=retbleed:Stuffing', 'Skylake-Client')]
+
     def test_test_runs_the_plain_set(self):
         self.assertEqual(self.run_test_steps([]), [
             ('build', 'default'), ('rustdoc', '/b/patched-default'),
+            ('nopanic', '/b/patched-default'),
             ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
             ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
+            *self.MITIGATION_BOOTS, ('build', 'modules'),
             ('stress', 200), ('each', 'default', True)])
 
     def test_test_extended_adds_noexecslot_llvm_and_llvm_each(self):
         self.assertEqual(self.run_test_steps(['--extended', '--stress-cycles', '0']), [
             ('build', 'default'), ('rustdoc', '/b/patched-default'),
+            ('nopanic', '/b/patched-default'),
             ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
             ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
+            *self.MITIGATION_BOOTS, ('build', 'modules'),
             ('build', 'noexecslot'), ('boot', 'noexecslot', ''),
             ('build', 'llvm'), ('rustdoc', '/b/patched-llvm'),
             ('each', 'default', True), ('each', 'llvm', True)])
@@ -534,3 +547,66 @@ class SendTest(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class TestPanicPaths(unittest.TestCase):
+    DIS = '''
+ffffffff81000000 <__execslot_lookup>:
+ffffffff81000000:	call   ffffffff81000100 <_RNvCs1_8execslot7page_of>
+ffffffff81000005:	jmp    ffffffff81000009 <__execslot_lookup+0x9>
+ffffffff81000009:	ret
+
+ffffffff81000100 <_RNvCs1_8execslot7page_of>:
+ffffffff81000100:	call   ffffffff81000300 <mutex_lock>
+ffffffff81000105:	ret
+
+ffffffff81000200 <execslot_free_locked>:
+ffffffff81000200:	call   ffffffff81000400 <_RNvCs1_8execslot4free>
+ffffffff81000205:	ret
+
+ffffffff81000300 <mutex_lock>:
+ffffffff81000300:	call   ffffffff81000500 <_RNvNtNtCs2_4core9panicking11panic_const24panic_const_sub_overflow>
+ffffffff81000305:	ret
+
+ffffffff81000400 <_RNvCs1_8execslot4free>:
+ffffffff81000400:	jmp    ffffffff81000500 <_RNvNtNtCs2_4core9panicking11panic_const24panic_const_sub_overflow>
+
+ffffffff81000500 <_RNvNtNtCs2_4core9panicking11panic_const24panic_const_sub_overflow>:
+ffffffff81000500:	ud2
+'''
+
+    def test_graph(self):
+        g = core.call_graph(self.DIS)
+        self.assertEqual(g['__execslot_lookup'], {'_RNvCs1_8execslot7page_of'})
+        self.assertEqual(g['_RNvCs1_8execslot4free'],
+                         {'_RNvNtNtCs2_4core9panicking11panic_const24panic_const_sub_overflow'})
+
+    def test_paths(self):
+        g = core.call_graph(self.DIS)
+        found = core.panic_paths(g, ['__execslot_lookup', 'execslot_free_locked'])
+        # C functions are not followed: mutex_lock's call does not count.
+        self.assertIsNone(found['__execslot_lookup'])
+        self.assertEqual(found['execslot_free_locked'][:2],
+                         ['execslot_free_locked', '_RNvCs1_8execslot4free'])
+        with self.assertRaises(WorkbenchError):
+            core.panic_paths(g, ['nosuch'])
+
+
+class TestFixes(unittest.TestCase):
+    PATCH = ('Subject: [PATCH 01/13] x86/ftrace: Do not\n\nBody.\n\n'
+             'Fixes: 0c3772a8db1f ("x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP")\n'
+             'Cc: stable@vger.kernel.org\n---\n diff\nFixes: 111111111111 ("not a tag")\n')
+
+    def test_parse(self):
+        self.assertEqual(core.parse_fixes(self.PATCH),
+                         [('0c3772a8db1f', 'x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP')])
+
+    def test_check(self):
+        base = {'arch/x86/kernel/ftrace.c': '\tif (ftrace_is_jmp(addr)) {\n'}.get
+        self.assertIsNone(core.check_fixes(core.parse_fixes(self.PATCH)[0], base))
+        # v1's tag: the generic flag's commit, which did not add the bit-0 read.
+        self.assertIn('not a commit', core.check_fixes(
+            ('25e4e3565d45', 'ftrace: Introduce FTRACE_OPS_FL_JMP'), base))
+        self.assertIn('is "x86/ftrace', core.check_fixes(('0c3772a8db1f', 'x'), base))
+        self.assertIn('lacks', core.check_fixes(
+            core.parse_fixes(self.PATCH)[0], {'arch/x86/kernel/ftrace.c': ''}.get))

@@ -9,6 +9,10 @@
 //! `execslot_write_locked()`: the caller holds `text_mutex`.
 //! Slots are never writable, so there is no permission change per trampoline and nothing
 //! for `set_ftrace_ops_ro()` to do. The C API is in `asm/ftrace_tramp.h`.
+//!
+//! The builder refuses a template that returns, branches indirectly or branches to a thunk
+//! in the copied range, as their form depends on their address under ITS; it is given the
+//! address ranges of the thunks that the configured mitigations build into the kernel.
 
 // The crate root resolves modules next to itself, not in `ftrace_tramp/`.
 #[path = "ftrace_tramp/build.rs"]
@@ -36,11 +40,34 @@ use build::BuildError;
 use build::Layout;
 use build::Return;
 use build::Template;
+use build::Thunks;
 
 const __LOG_PREFIX: &[u8] = b"ftrace\0";
 
 /// Largest template accepted: a trampoline must fit in a slot, i.e. in a page.
 const MAX_TEMPLATE: usize = kernel::page::PAGE_SIZE - 64;
+
+/// Thunks in each per-register thunk array: one per register (`asm/GEN-for-each-reg.h`).
+#[cfg(CONFIG_MITIGATION_RETPOLINE)]
+const NR_REGS: usize = 16;
+
+/// The per-register thunk array that starts at `first`, and `before` bytes before it.
+#[cfg(CONFIG_MITIGATION_RETPOLINE)]
+fn thunk_array<T>(first: *const [T; 0], before: usize) -> Thunks {
+    Thunks {
+        start: (first as usize).wrapping_sub(before) as u64,
+        len: (before + NR_REGS * core::mem::size_of::<T>()) as u64,
+    }
+}
+
+/// The entry of a return thunk, the only place that a return jumps to.
+#[cfg(CONFIG_MITIGATION_RETHUNK)]
+fn return_thunk(thunk: unsafe extern "C" fn()) -> Thunks {
+    Thunks {
+        start: thunk as usize as u64,
+        len: 1,
+    }
+}
 
 /// Offset of `p` in the template that starts at `start` and is `len` bytes long.
 fn offset_in(p: *const c_void, start: usize, len: usize) -> Result<usize> {
@@ -77,12 +104,38 @@ fn create(
     if unsafe { bindings::copy_from_kernel_nofault(dst, tmpl.start, len) } < 0 {
         return Err(EINVAL);
     }
+    // The thunks of arch/x86/lib/retpoline.S that this kernel has: retpolines, call-depth
+    // tracking, ITS (whose FineIBT-paranoid entries start 2 bytes before each thunk, after
+    // a 1-byte UDB) and the return thunks that `x86_return_thunk` may point to.
+    let thunks: &[Thunks] = &[
+        #[cfg(CONFIG_MITIGATION_RETPOLINE)]
+        thunk_array(&raw const bindings::__x86_indirect_thunk_array, 0),
+        #[cfg(CONFIG_MITIGATION_CALL_DEPTH_TRACKING)]
+        thunk_array(&raw const bindings::__x86_indirect_call_thunk_array, 0),
+        #[cfg(CONFIG_MITIGATION_CALL_DEPTH_TRACKING)]
+        thunk_array(&raw const bindings::__x86_indirect_jump_thunk_array, 0),
+        #[cfg(CONFIG_MITIGATION_ITS)]
+        thunk_array(&raw const bindings::__x86_indirect_its_thunk_array, 3),
+        #[cfg(CONFIG_MITIGATION_RETHUNK)]
+        return_thunk(bindings::__x86_return_thunk),
+        #[cfg(CONFIG_MITIGATION_UNRET_ENTRY)]
+        return_thunk(bindings::retbleed_return_thunk),
+        #[cfg(CONFIG_MITIGATION_SRSO)]
+        return_thunk(bindings::srso_return_thunk),
+        #[cfg(CONFIG_MITIGATION_SRSO)]
+        return_thunk(bindings::srso_alias_return_thunk),
+        #[cfg(CONFIG_MITIGATION_CALL_DEPTH_TRACKING)]
+        return_thunk(bindings::call_depth_return_thunk),
+        #[cfg(CONFIG_MITIGATION_ITS)]
+        return_thunk(bindings::its_return_thunk),
+    ];
     let template = Template {
         code: &code,
         addr: start as u64,
         op_ptr,
         call,
         jnz,
+        thunks,
     };
 
     let layout = Layout::new(len);

@@ -4,13 +4,18 @@
 //! built by the workbench (fixtures/templates/*.txt, written by `tools/workbench fixtures`).
 //! Every trampoline is decoded with iced-x86 and compared, instruction by instruction, with
 //! the template decoded at its own address.
+//!
+//! Hand-made templates check the two rules of the builder: relocation decides inside or
+//! outside exactly as `need_reloc()` in arch/x86/kernel/alternative.c does, and the copied
+//! range holds no return, no indirect branch and no branch into a thunk.
 
 use std::collections::HashMap;
 use std::fs;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use execslot_host::build::*;
-use execslot_host::insn::{self, DecodeError, RelKind};
+use execslot_host::insn::{self, DecodeError, Kind, RelKind};
 use iced_x86::{
     Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register,
 };
@@ -90,6 +95,7 @@ fn template<'a>(f: &'a Fixture, regs: bool) -> Template<'a> {
         op_ptr: off(op_ptr),
         call: off(call),
         jnz: jnz.map(off),
+        thunks: &[],
     }
 }
 
@@ -109,6 +115,15 @@ fn is_rel_branch(i: &Instruction) -> bool {
         i.op0_kind(),
         OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
     )
+}
+
+/// `!need_reloc()` of arch/x86/kernel/alternative.c, as create_trampoline() calls it
+/// (`text_poke_apply_relocation(tramp, tramp, size, template, size)`): a target stays
+/// relative unless `target < src || target > src + src_len`, so the template's end is
+/// inside.
+fn inside(t: &Template<'_>, target: u64) -> bool {
+    let (src, src_len) = (t.addr, t.code.len() as u64);
+    !(target < src || target > src + src_len)
 }
 
 const OPS: u64 = 0xffff_8880_0123_4560;
@@ -139,7 +154,6 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
     let orig = decode_all(t.code, t.addr);
     let new = decode_all(&out[..len], at);
     assert_eq!(orig.len(), new.len(), "instruction count differs");
-    let t_end = t.addr + len as u64;
     let mut relocated = 0;
     for (o, n) in orig.iter().zip(&new) {
         let off = (o.ip() - t.addr) as usize;
@@ -163,7 +177,7 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
         } else if o.is_ip_rel_memory_operand() {
             assert_eq!(n.code(), o.code());
             let target = o.ip_rel_memory_address();
-            if (t.addr..t_end).contains(&target) {
+            if inside(t, target) {
                 assert_eq!(
                     n.ip_rel_memory_address(),
                     at + (target - t.addr),
@@ -176,7 +190,7 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
         } else if is_rel_branch(o) {
             assert_eq!(n.code(), o.code());
             let target = o.near_branch_target();
-            if (t.addr..t_end).contains(&target) {
+            if inside(t, target) {
                 assert_eq!(n.near_branch_target(), at + (target - t.addr), "+{off:#x}");
             } else {
                 assert_eq!(n.near_branch_target(), target, "+{off:#x}");
@@ -405,7 +419,7 @@ fn bad_templates_are_refused() {
 
 /// A hand-made template with what the v7.3 ones have only in some configurations: the
 /// call-depth accounting `sarq $5, %gs:__x86_call_depth(%rip)` patched in by alternatives,
-/// a RIP-relative indirect call, branches inside and outside the template.
+/// a RIP-relative load, branches inside and outside the template.
 #[test]
 fn synthetic_template_relocates_every_kind() {
     let mut code = Vec::new();
@@ -415,9 +429,9 @@ fn synthetic_template_relocates_every_kind() {
     code.extend([0x74, 0x05]); // je +5: inside
     let call = code.len();
     code.extend([0xe8, 0x11, 0x22, 0x33, 0x00]); // call: the tracer
-    code.extend([0xff, 0x15, 0x00, 0x00, 0x10, 0x00]); // call *..(%rip)
+    code.extend([0x48, 0x8b, 0x05, 0x00, 0x00, 0x10, 0x00]); // movq ..(%rip),%rax
     code.extend([0x0f, 0x84, 0x00, 0x00, 0x00, 0x01]); // je far: outside
-    code.extend([0xe9, 0xf0, 0xff, 0xff, 0xff]); // jmp back: inside
+    code.extend([0xe9, 0xef, 0xff, 0xff, 0xff]); // jmp back: inside
     code.extend([0x48, 0x8d, 0x05, 0xf9, 0xff, 0xff, 0xff]); // lea -7(%rip),%rax: inside
     code.extend([0x0f, 0x1f, 0x44, 0x00, 0x00]); // nopl
     let t = Template {
@@ -426,10 +440,11 @@ fn synthetic_template_relocates_every_kind() {
         op_ptr,
         call,
         jnz: None,
+        thunks: &[],
     };
     for at in slot_addresses(&t) {
         let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
-        // sarq, call *(%rip) and the far je; the rest stays inside.
+        // sarq, the movq and the far je; the rest stays inside.
         assert_eq!(check_trampoline(&t, at, Return::Ret, &out, layout), 3);
         // The gs-relative sarq keeps its absolute (per-CPU offset) address.
         let n = decode_all(&out[..9], at);
@@ -474,6 +489,17 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
         &bytes[..i.len()],
         i
     );
+    let kind = if i.mnemonic() == Mnemonic::Ret {
+        Kind::Ret
+    } else if matches!(
+        i.flow_control(),
+        FlowControl::IndirectBranch | FlowControl::IndirectCall
+    ) {
+        Kind::Indirect
+    } else {
+        Kind::Other
+    };
+    prop_assert_eq!(ours.kind, kind, "{:02x?} {}", &bytes[..i.len()], i);
     if let Some(r) = ours.rel {
         let disp = ours.rel_value(bytes).unwrap();
         let next = 0x1000 + i.len() as u64;
@@ -558,5 +584,552 @@ fn decoder_covers_common_instructions() {
         assert_eq!(i.len(), 1, "{bytes:02x?}");
         let ours = insn::decode(bytes).unwrap_or_else(|e| panic!("{bytes:02x?}: {e:?}"));
         assert_eq!(ours.len, bytes.len(), "{bytes:02x?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Relocation: inside or outside as need_reloc() decides.
+
+/// Where a hand-made instruction's displacement points, relative to the template.
+#[derive(Debug, Clone, Copy)]
+enum To {
+    /// The template's end: its final return, which the copy replaces with its own.
+    End,
+    /// The template's last byte.
+    EndMinus1,
+    /// The byte before the template.
+    BeforeStart,
+    /// The template's first byte.
+    Start,
+    /// Far outside, below the template.
+    FarBelow,
+}
+
+/// A template assembled from instructions whose displacements are filled in once its
+/// length is known.
+struct Synth {
+    code: Vec<u8>,
+    op_ptr: usize,
+    call: usize,
+    /// (offset of the instruction, its length, offset of its displacement, size, target).
+    fixups: Vec<(usize, usize, usize, usize, To)>,
+}
+
+const SYNTH_ADDR: u64 = 0xffff_ffff_8104_5a20;
+
+impl Synth {
+    /// Starts with the op_ptr load and the tracer call that every template has.
+    fn new() -> Self {
+        let mut s = Synth {
+            code: Vec::new(),
+            op_ptr: 0,
+            call: 0,
+            fixups: Vec::new(),
+        };
+        s.op_ptr = s.raw(&[0x48, 0x8b, 0x15, 0, 1, 0, 0]); // movq ..(%rip),%rdx
+        s.call = s.raw(&[0xe8, 0, 0, 0, 0]); // call: the tracer
+        s
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> usize {
+        let off = self.code.len();
+        self.code.extend_from_slice(bytes);
+        off
+    }
+
+    /// `bytes` with a `size`-byte displacement at `disp` (from the instruction's start).
+    fn rel(&mut self, bytes: &[u8], disp: usize, size: usize, to: To) -> usize {
+        let off = self.raw(bytes);
+        self.fixups.push((off, bytes.len(), off + disp, size, to));
+        off
+    }
+
+    /// The code and the offsets of the op_ptr load and of the call.
+    fn finish(mut self) -> (Vec<u8>, usize, usize) {
+        let len = self.code.len() as i64;
+        for &(off, insn_len, disp, size, to) in &self.fixups {
+            let target = match to {
+                To::End => len,
+                To::EndMinus1 => len - 1,
+                To::BeforeStart => -1,
+                To::Start => 0,
+                To::FarBelow => -0x10_0000,
+            };
+            let value = target - (off + insn_len) as i64;
+            if size == 1 {
+                self.code[disp] = i8::try_from(value).unwrap() as u8;
+            } else {
+                let v = i32::try_from(value).unwrap().to_le_bytes();
+                self.code[disp..disp + 4].copy_from_slice(&v);
+            }
+        }
+        (self.code, self.op_ptr, self.call)
+    }
+}
+
+/// Every instruction of the trampoline `out` built at `at` whose target (branch or
+/// RIP-relative operand) is not what create_trampoline() would give it: the template's
+/// target if need_reloc(), else the same offset in the copy.
+fn need_reloc_mismatches(t: &Template<'_>, at: u64, out: &[u8]) -> Vec<String> {
+    let len = t.code.len();
+    let mut bad = Vec::new();
+    for (o, n) in decode_all(t.code, t.addr)
+        .iter()
+        .zip(decode_all(&out[..len], at))
+    {
+        let off = (o.ip() - t.addr) as usize;
+        if off == t.op_ptr || off == t.call {
+            continue;
+        }
+        let (old, new) = if o.is_ip_rel_memory_operand() {
+            (o.ip_rel_memory_address(), n.ip_rel_memory_address())
+        } else if is_rel_branch(o) {
+            (o.near_branch_target(), n.near_branch_target())
+        } else {
+            continue;
+        };
+        let want = if inside(t, old) {
+            at + (old - t.addr)
+        } else {
+            old
+        };
+        if new != want {
+            bad.push(format!(
+                "+{off:#x} `{o}`: template target {} -> trampoline target {new:#x}, \
+                 mainline {want:#x}",
+                if old == t.addr + len as u64 {
+                    "= end".to_string()
+                } else {
+                    format!("{old:#x}")
+                },
+            ));
+        }
+    }
+    bad
+}
+
+/// rel32 branches and RIP-relative operands to the template's end, its last byte, the
+/// byte before it and far below it.
+#[test]
+fn rel32_and_rip_relative_targets_follow_need_reloc() {
+    let mut s = Synth::new();
+    s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::End); // jmp end
+    s.rel(&[0x0f, 0x84, 0, 0, 0, 0], 2, 4, To::End); // je end
+    s.rel(&[0xe8, 0, 0, 0, 0], 1, 4, To::End); // call end
+    s.rel(&[0x48, 0x8b, 0x05, 0, 0, 0, 0], 3, 4, To::End); // movq end(%rip),%rax
+    s.rel(&[0x80, 0x3d, 0, 0, 0, 0, 0x00], 2, 4, To::End); // cmpb $0,end(%rip)
+    s.rel(&[0x65, 0x48, 0xc1, 0x3d, 0, 0, 0, 0, 5], 4, 4, To::End); // sarq $5,%gs:end(%rip)
+    s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::EndMinus1); // jmp end-1
+    s.rel(&[0x0f, 0x82, 0, 0, 0, 0], 2, 4, To::EndMinus1); // jb end-1
+    s.rel(&[0x48, 0x8d, 0x0d, 0, 0, 0, 0], 3, 4, To::EndMinus1); // lea end-1(%rip),%rcx
+    s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::BeforeStart); // jmp start-1
+    s.rel(&[0x0f, 0x83, 0, 0, 0, 0], 2, 4, To::BeforeStart); // jae start-1
+    s.rel(&[0x48, 0x8b, 0x05, 0, 0, 0, 0], 3, 4, To::BeforeStart); // movq start-1(%rip),%rax
+    s.rel(&[0xe8, 0, 0, 0, 0], 1, 4, To::FarBelow); // call far below
+    s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::Start); // jmp start
+    s.raw(&[0x0f, 0x1f, 0x44, 0x00, 0x00]); // nopl
+    let (code, op_ptr, call) = s.finish();
+    let t = Template {
+        code: &code,
+        addr: SYNTH_ADDR,
+        op_ptr,
+        call,
+        jnz: None,
+        thunks: &[],
+    };
+    let mut bad = Vec::new();
+    for at in slot_addresses(&t) {
+        let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
+        for m in need_reloc_mismatches(&t, at, &out) {
+            bad.push(format!("at {at:#x}: {m}"));
+        }
+        if bad.is_empty() {
+            // Relocated: the three to start-1 and the call far below; the rest stays.
+            assert_eq!(check_trampoline(&t, at, Return::Ret, &out, layout), 4);
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// A rel8 branch to the template's end stays relative, as in mainline, and so reaches the
+/// trampoline's own return. One to the template's last byte stays relative too; one
+/// that leaves the template cannot be relocated (mainline BUG()s in apply_reloc_n(),
+/// the builder refuses).
+#[test]
+fn rel8_branches_to_the_end_stay_relative() {
+    let mut s = Synth::new();
+    s.rel(&[0x75, 0], 1, 1, To::End); // jne end
+    s.rel(&[0xeb, 0], 1, 1, To::End); // jmp end
+    s.rel(&[0x74, 0], 1, 1, To::EndMinus1); // je end-1
+    s.raw(&[0x90, 0x90]);
+    let (code, op_ptr, call) = s.finish();
+    let t = Template {
+        code: &code,
+        addr: SYNTH_ADDR,
+        op_ptr,
+        call,
+        jnz: None,
+        thunks: &[],
+    };
+    for at in slot_addresses(&t) {
+        for ret in [Return::Ret, Return::Thunk(RET_THUNK)] {
+            let (out, layout) =
+                build_at(&t, at, ret).unwrap_or_else(|e| panic!("at {at:#x}: {e:?}"));
+            let bad = need_reloc_mismatches(&t, at, &out);
+            assert!(bad.is_empty(), "{}", bad.join("\n"));
+            check_trampoline(&t, at, ret, &out, layout);
+            // Both jumps to the end land on the trampoline's return.
+            let end = at + code.len() as u64;
+            let new = decode_all(&out[..code.len()], at);
+            let to_end = new
+                .iter()
+                .filter(|i| is_rel_branch(i) && i.near_branch_target() == end);
+            assert_eq!(to_end.count(), 2);
+        }
+    }
+    let mut s = Synth::new();
+    let out8 = s.rel(&[0xeb, 0], 1, 1, To::BeforeStart); // jmp start-1
+    let (code, op_ptr, call) = s.finish();
+    let t = Template {
+        code: &code,
+        addr: SYNTH_ADDR,
+        op_ptr,
+        call,
+        jnz: None,
+        thunks: &[],
+    };
+    assert_eq!(
+        build_at(&t, 0xffff_ffff_a000_0000, Return::Ret),
+        Err(BuildError::OutOfReach { offset: out8 })
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// What the copied range may not hold: returns, indirect branches, branches into thunks.
+
+/// A template of nops around the op_ptr load and the call, with `insn` in slot `slot`
+/// (0 to 4) after `pad` bytes of nops; returns the code and the offsets of op_ptr, call
+/// and `insn`.
+fn with_insn(slot: usize, pad: usize, insn: &[u8]) -> (Vec<u8>, usize, usize, usize) {
+    let mut code = Vec::new();
+    let (mut op_ptr, mut call, mut at) = (0, 0, 0);
+    for s in 0..5 {
+        if s == slot {
+            code.extend(std::iter::repeat_n(0x90, pad));
+            at = code.len();
+            code.extend_from_slice(insn);
+        }
+        match s {
+            0 => code.extend([0x0f, 0x1f, 0x44, 0x00, 0x00]),
+            1 => {
+                op_ptr = code.len();
+                code.extend([0x48, 0x8b, 0x15, 0, 1, 0, 0]);
+            }
+            2 => {
+                call = code.len();
+                code.extend([0xe8, 0, 0, 0, 0]);
+            }
+            3 => code.extend([0x48, 0x89, 0xe5]), // mov %rsp,%rbp
+            _ => {}
+        }
+    }
+    (code, op_ptr, call, at)
+}
+
+/// The builder's form of address ranges.
+fn th(ranges: &[Range<u64>]) -> Vec<Thunks> {
+    ranges
+        .iter()
+        .map(|r| Thunks {
+            start: r.start,
+            len: r.end - r.start,
+        })
+        .collect()
+}
+
+/// Builds `insn` at every slot and with several paddings (so at offsets in both halves of
+/// a cache line) and at several addresses; returns each result with the offset of `insn`.
+fn build_with(insn: &[u8], thunks: &[Range<u64>]) -> Vec<(usize, Result<Layout, BuildError>)> {
+    let mut v = Vec::new();
+    for slot in 0..5 {
+        for pad in [0, 1, 13, 32, 45] {
+            let (code, op_ptr, call, off) = with_insn(slot, pad, insn);
+            let thunks = th(thunks);
+            let t = Template {
+                code: &code,
+                addr: SYNTH_ADDR,
+                op_ptr,
+                call,
+                jnz: None,
+                thunks: &thunks,
+            };
+            for at in [0xffff_ffff_a000_0000, 0xffff_ffff_a000_0030, SYNTH_ADDR] {
+                v.push((off, build_at(&t, at, Return::Ret).map(|(_, l)| l)));
+            }
+        }
+    }
+    v
+}
+
+fn assert_refused(insn: &[u8], thunks: &[Range<u64>], what: Unmovable) {
+    for (off, r) in build_with(insn, thunks) {
+        assert_eq!(
+            r,
+            Err(BuildError::Unmovable { offset: off, what }),
+            "{insn:02x?} at +{off:#x}"
+        );
+    }
+}
+
+/// `ret` and `ret $imm16`, with the prefixes compilers and assemblers emit (`rep ret`,
+/// `bnd ret`, `cs ret`) and others.
+#[test]
+fn returns_in_the_copied_range_are_refused() {
+    let forms: &[&[u8]] = &[
+        &[0xc3],
+        &[0xc2, 0x08, 0x00],
+        &[0xf3, 0xc3],
+        &[0xf2, 0xc3],
+        &[0x2e, 0xc3],
+        &[0x3e, 0xc3],
+        &[0x48, 0xc3],
+        &[0x66, 0xc3],
+        &[0x66, 0xc2, 0x10, 0x00],
+        &[0x2e, 0x2e, 0xc3],
+    ];
+    for form in forms {
+        let i = decode_all(form, 0x1000);
+        assert_eq!(
+            (i.len(), i[0].mnemonic()),
+            (1, Mnemonic::Ret),
+            "{form:02x?}"
+        );
+        assert_refused(form, &[], Unmovable::Ret);
+    }
+}
+
+/// Indirect calls and jumps through registers and memory, near and far, with REX,
+/// `notrack`, `cs`, `bnd`, operand- and address-size prefixes.
+#[test]
+fn indirect_branches_in_the_copied_range_are_refused() {
+    let forms: &[&[u8]] = &[
+        &[0xff, 0xd0],                         // call *%rax
+        &[0xff, 0xe0],                         // jmp *%rax
+        &[0x41, 0xff, 0xd3],                   // call *%r11
+        &[0x41, 0xff, 0xe3],                   // jmp *%r11
+        &[0x3e, 0xff, 0xd0],                   // notrack call *%rax
+        &[0x3e, 0x41, 0xff, 0xe3],             // notrack jmp *%r11
+        &[0x2e, 0xff, 0xd0],                   // cs call *%rax
+        &[0xf2, 0xff, 0xe0],                   // bnd jmp *%rax
+        &[0x66, 0xff, 0xe0],                   // jmpw *%ax
+        &[0xff, 0x15, 0x00, 0x10, 0x00, 0x00], // call *0x1000(%rip)
+        &[0xff, 0x25, 0x00, 0x10, 0x00, 0x00], // jmp *0x1000(%rip)
+        &[0xff, 0x14, 0x24],                   // call *(%rsp)
+        &[0xff, 0x64, 0x24, 0x08],             // jmp *0x8(%rsp)
+        &[0x67, 0xff, 0x10],                   // call *(%eax)
+        &[0xff, 0x1c, 0x24],                   // lcall *(%rsp)
+        &[0x48, 0xff, 0x1c, 0x24],             // rex.w lcall *(%rsp)
+        &[0xff, 0x2c, 0x24],                   // ljmp *(%rsp)
+        &[0x48, 0xff, 0x6c, 0x24, 0x10],       // rex.w ljmp *0x10(%rsp)
+    ];
+    for form in forms {
+        let i = decode_all(form, 0x1000);
+        assert_eq!(i.len(), 1, "{form:02x?}");
+        assert!(
+            matches!(
+                i[0].flow_control(),
+                FlowControl::IndirectBranch | FlowControl::IndirectCall
+            ),
+            "{form:02x?}: {}",
+            i[0]
+        );
+        assert_refused(form, &[], Unmovable::Indirect);
+    }
+    // The other ff forms (inc, dec, push) are fine.
+    for form in [
+        &[0xff, 0xc0][..],
+        &[0xff, 0x48, 0x08],
+        &[0xff, 0x74, 0x24, 0x10],
+    ] {
+        for (off, r) in build_with(form, &[]) {
+            assert!(r.is_ok(), "{form:02x?} at +{off:#x}: {r:?}");
+        }
+    }
+}
+
+/// The retpoline thunk array (16 x 32 bytes) and a return thunk, as the kernel shell
+/// passes them; the template lies below both.
+const RETPOLINE: u64 = 0xffff_ffff_81e0_0000;
+const RET_THUNK: u64 = 0xffff_ffff_81e0_1040;
+
+fn thunk_ranges() -> [Range<u64>; 2] {
+    [RETPOLINE..RETPOLINE + 16 * 32, RET_THUNK..RET_THUNK + 1]
+}
+
+/// `bytes` with its rel32 (the last four bytes) pointing at `target` when [`with_insn`]
+/// places it in slot `slot` after `pad` nops of a template at [`SYNTH_ADDR`].
+fn branch_to(bytes: &[u8], target: u64, slot: usize, pad: usize) -> Vec<u8> {
+    let (_, _, _, off) = with_insn(slot, pad, bytes);
+    let next = SYNTH_ADDR + (off + bytes.len()) as u64;
+    let mut v = bytes.to_vec();
+    let n = v.len();
+    let disp = i32::try_from(target.wrapping_sub(next) as i64).unwrap();
+    v[n - 4..].copy_from_slice(&disp.to_le_bytes());
+    v
+}
+
+/// Direct calls, jumps and conditional jumps into a thunk; the displacement depends on
+/// where the instruction lands, so each placement is built separately.
+#[test]
+fn branches_into_thunks_are_refused() {
+    let thunks = thunk_ranges();
+    let forms: &[&[u8]] = &[
+        &[0xe8, 0, 0, 0, 0],             // call
+        &[0x2e, 0xe8, 0, 0, 0, 0],       // cs call (retpoline sites)
+        &[0xe9, 0, 0, 0, 0],             // jmp
+        &[0x2e, 0xe9, 0, 0, 0, 0],       // cs jmp
+        &[0x0f, 0x85, 0, 0, 0, 0],       // jne
+        &[0x2e, 0x0f, 0x84, 0, 0, 0, 0], // cs je
+    ];
+    let targets = [
+        RETPOLINE,
+        RETPOLINE + 11 * 32, // __x86_indirect_thunk_r11
+        RETPOLINE + 16 * 32 - 1,
+        RET_THUNK,
+    ];
+    for form in forms {
+        for target in targets {
+            for slot in 0..5 {
+                for pad in [0, 13, 32] {
+                    let insn = branch_to(form, target, slot, pad);
+                    let (code, op_ptr, call, off) = with_insn(slot, pad, &insn);
+                    let t = Template {
+                        code: &code,
+                        addr: SYNTH_ADDR,
+                        op_ptr,
+                        call,
+                        jnz: None,
+                        thunks: &th(&thunks),
+                    };
+                    let d = decode_all(&code[off..off + insn.len()], SYNTH_ADDR + off as u64);
+                    assert_eq!(d[0].near_branch_target(), target);
+                    for at in [0xffff_ffff_a000_0000, 0xffff_ffff_a000_0030] {
+                        assert_eq!(
+                            build_at(&t, at, Return::Ret),
+                            Err(BuildError::Unmovable {
+                                offset: off,
+                                what: Unmovable::Thunk
+                            }),
+                            "{insn:02x?} to {target:#x} at +{off:#x}"
+                        );
+                    }
+                    // Without the thunk ranges the same template builds.
+                    let plain = Template { thunks: &[], ..t };
+                    assert!(build_at(&plain, 0xffff_ffff_a000_0000, Return::Ret).is_ok());
+                }
+            }
+        }
+    }
+    // Just past each range is not a thunk: relocated like any other target.
+    for target in [RETPOLINE + 16 * 32, RET_THUNK + 1, RETPOLINE - 1] {
+        let insn = branch_to(&[0xe8, 0, 0, 0, 0], target, 3, 0);
+        let (code, op_ptr, call, off) = with_insn(3, 0, &insn);
+        let t = Template {
+            code: &code,
+            addr: SYNTH_ADDR,
+            op_ptr,
+            call,
+            jnz: None,
+            thunks: &th(&thunks),
+        };
+        let at = 0xffff_ffff_a000_0000;
+        let (out, _) = build_at(&t, at, Return::Ret).unwrap();
+        let n = decode_all(&out[off..off + 5], at + off as u64);
+        assert_eq!(n[0].near_branch_target(), target);
+    }
+}
+
+/// A rel8 branch into a thunk that happens to be within reach is still refused.
+#[test]
+fn short_branches_into_thunks_are_refused() {
+    let mut s = Synth::new();
+    s.raw(&[0x90; 4]);
+    let (mut code, op_ptr, call) = s.finish();
+    let jmp8 = code.len();
+    code.extend([0xeb, 0x10]); // jmp end+16
+    let end = SYNTH_ADDR + code.len() as u64;
+    let thunks = vec![end + 16..end + 48, RET_THUNK..RET_THUNK + 1];
+    let t = Template {
+        code: &code,
+        addr: SYNTH_ADDR,
+        op_ptr,
+        call,
+        jnz: None,
+        thunks: &th(&thunks),
+    };
+    assert_eq!(
+        build_at(&t, SYNTH_ADDR, Return::Ret),
+        Err(BuildError::Unmovable {
+            offset: jmp8,
+            what: Unmovable::Thunk
+        })
+    );
+}
+
+/// The real templates hold none of what the builder refuses: no return, no indirect branch,
+/// and no branch that leaves the template except the tracer call and the direct-call jnz,
+/// which the builder rewrites. So they build even when everything outside the template
+/// counts as a thunk.
+#[test]
+fn real_templates_hold_nothing_unmovable() {
+    for f in fixtures() {
+        for regs in [false, true] {
+            let t = template(&f, regs);
+            let mut off = 0;
+            for i in decode_all(t.code, t.addr) {
+                let what = format!("{} regs={regs} +{off:#x} {i}", f.name);
+                assert_ne!(i.mnemonic(), Mnemonic::Ret, "{what}");
+                assert!(
+                    !matches!(
+                        i.flow_control(),
+                        FlowControl::Return
+                            | FlowControl::IndirectBranch
+                            | FlowControl::IndirectCall
+                    ),
+                    "{what}"
+                );
+                assert_eq!(
+                    insn::decode(&t.code[off..]).unwrap().kind,
+                    Kind::Other,
+                    "{what}"
+                );
+                if is_rel_branch(&i) && off != t.call && Some(off) != t.jnz {
+                    assert!(inside(&t, i.near_branch_target()), "{what}");
+                }
+                off += i.len();
+            }
+            let end = t.addr + t.code.len() as u64;
+            let mut thunks = vec![0..t.addr, end + 1..u64::MAX];
+            if let Some(&r) = f.syms.get("__x86_return_thunk") {
+                thunks.push(r..r + 1);
+            }
+            for ranges in [&thunks[..], &thunks[2..]] {
+                let ranges = th(ranges);
+                let tt = Template {
+                    thunks: &ranges,
+                    ..t
+                };
+                for at in slot_addresses(&t) {
+                    let (out, layout) = build_at(&tt, at, Return::Ret)
+                        .unwrap_or_else(|e| panic!("{} regs={regs} at {at:#x}: {e:?}", f.name));
+                    check_trampoline(&tt, at, Return::Ret, &out, layout);
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,8 @@
 //! Tests of kernel/execslot/placement.rs: unit tests and property tests against a
-//! reference model (one bool per granule, a list of live slots).
+//! reference model (one bool per granule, a list of live slots). The concurrent lookups
+//! are model-checked in tests/loom.rs, with `--cfg loom`, which these tests do not build
+//! with (loom's atomics only work inside a loom model).
+#![cfg(not(loom))]
 
 use execslot_host::placement::*;
 use proptest::prelude::*;
@@ -89,6 +92,32 @@ fn bad_frees_are_refused_and_change_nothing() {
     assert_eq!(m.used_granules(), 16);
     m.free(a, 8).unwrap();
     assert_eq!(m.free(a, 8), Err(PlacementError::NotASlot), "double free");
+}
+
+#[test]
+fn extreme_slots_and_out_of_page_marks() {
+    let m = PageMap::new();
+    // The last granule alone, then the rest of the page: the entries at both ends of the
+    // encoding.
+    m.mark(GRANULES - 1, 1);
+    assert_eq!(m.slot_at(GRANULES - 1), Some((GRANULES - 1, 1)));
+    assert_eq!(m.alloc(GRANULES - 1), Some(0));
+    assert_eq!(m.slot_at(GRANULES - 2), Some((0, GRANULES - 1)));
+    assert_eq!(
+        m.each_slot().collect::<Vec<_>>(),
+        [(0, GRANULES - 1), (GRANULES - 1, 1)]
+    );
+    assert_eq!(m.free(GRANULES - 1, 1), Ok(()));
+    assert_eq!(m.free(0, GRANULES - 1), Ok(()));
+    // Marks that do not fit in the page change nothing.
+    m.mark(0, 0);
+    m.mark(GRANULES, 1);
+    m.mark(GRANULES - 1, 2);
+    m.mark(1, usize::MAX);
+    m.mark(usize::MAX, 2);
+    assert!(m.is_empty());
+    assert_eq!(m.slot_at(usize::MAX), None);
+    assert!(!m.is_used(GRANULES));
 }
 
 #[test]
@@ -207,6 +236,12 @@ proptest! {
         for g in 0..GRANULES {
             let want = r.slots.iter().copied().find(|&(f, n)| g >= f && g < f + n);
             prop_assert_eq!(m.slot_at(g), want, "slot_at({})", g);
+            prop_assert_eq!(m.is_used(g), want.is_some(), "is_used({})", g);
+            prop_assert_eq!(
+                m.slot_at_offset(g * GRANULE + GRANULE - 1),
+                want.map(|(f, n)| (f * GRANULE, n * GRANULE)),
+                "slot_at_offset({})", g * GRANULE + GRANULE - 1
+            );
         }
         let mut sorted = r.slots.clone();
         sorted.sort_unstable();

@@ -19,19 +19,37 @@
 //! In the copy:
 //! - every RIP-relative operand and relative branch whose target lies outside the template
 //!   is rewritten to reach the same absolute target from the new address; targets inside
-//!   the template stay relative, so they land in the copy;
+//!   the template stay relative, so they land in the copy. Inside means exactly what
+//!   `need_reloc()` in `arch/x86/kernel/alternative.c` decides for `create_trampoline()`:
+//!   from the template's first byte up to and including its end, so a branch to the end
+//!   reaches the trampoline's own return, which sits at that offset. `%gs`-based
+//!   RIP-relative operands (the call-depth accounting) are relocated like the others,
+//!   which keeps their per-CPU offset. Unlike `__apply_relocation()`, `loop` and `jrcxz`
+//!   are relocated too, and a rel8 that no longer reaches is an error, not a BUG();
 //! - the `movq function_trace_op(%rip), %rdx` at [`Template::op_ptr`] loads the ops pointer
 //!   stored at `ops_offset` instead;
 //! - the call at [`Template::call`] calls the ops' function directly;
 //! - the 2-byte `jnz` at [`Template::jnz`] (the direct-call test of `ftrace_regs_caller`),
 //!   if any, becomes a 2-byte NOP: a created trampoline serves one ops and no direct call.
 //!
-//! The call site is live in the running template (ftrace patches it), so its bytes may be
-//! half way through a text_poke when they are copied; they are replaced before the copy is
-//! decoded and never read.
+//! The copy may neither return nor branch indirectly. With Indirect Target Selection (ITS),
+//! whether a `ret` or an indirect branch is safe depends on the half of its 64-byte cache
+//! line it lies in (`cpu_wants_rethunk_at()` tests `addr & 0x20`), and alternatives chose
+//! the form of every such site in the template for the template's address: `ret` or a jump
+//! to the return thunk, an inline indirect branch or a call of a thunk. A trampoline starts
+//! at any 16-byte granule, so its bytes lie in other halves than the template's. A template
+//! whose copied range holds a near return (`ret`, `ret $imm16`), an indirect `call` or
+//! `jmp` (`ff /2` to `ff /5`, whatever the prefixes) or a relative branch to one of
+//! [`Template::thunks`] is refused with [`BuildError::Unmovable`]. Only the return that the
+//! builder appends, chosen by the caller for its own address, returns.
+//!
+//! The bytes of the call site are replaced before the copy is decoded and never read: they
+//! call the template's own tracer, of no use to the trampoline.
 
 use super::insn;
 use super::insn::DecodeError;
+use super::insn::Kind;
+use super::insn::RelKind;
 
 /// Bytes reserved after the code for the return: `jmp <return thunk>` or `ret; int3`.
 pub const RET_AREA: usize = 5;
@@ -63,6 +81,27 @@ pub struct Template<'a> {
     pub call: usize,
     /// Offset of a 2-byte `jnz` to turn into a NOP, if any.
     pub jnz: Option<usize>,
+    /// The kernel's retpoline, call-depth, ITS and return thunks: the copied range may not
+    /// branch to them.
+    pub thunks: &'a [Thunks],
+}
+
+/// `len` bytes of code from `start` that the copied range may not branch to. A start and
+/// a length rather than a range: the kernel names the start of each thunk array, and an
+/// end address would be a reference into the middle of code, which objtool refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thunks {
+    /// First byte.
+    pub start: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+impl Thunks {
+    /// Whether `addr` lies in the thunks.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr.wrapping_sub(self.start) < self.len
+    }
 }
 
 /// How the trampoline returns.
@@ -131,6 +170,25 @@ pub enum BuildError {
         /// Offset of the instruction in the template.
         offset: usize,
     },
+    /// The copied range holds an instruction whose form depends on its place in a cache
+    /// line, so it cannot move to the trampoline.
+    Unmovable {
+        /// Offset of the instruction in the template.
+        offset: usize,
+        /// What it is.
+        what: Unmovable,
+    },
+}
+
+/// What the copied range of a template may not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmovable {
+    /// A near return: `ret` or `ret $imm16`.
+    Ret,
+    /// An indirect `call` or `jmp`.
+    Indirect,
+    /// A relative `call`, `jmp` or `jcc` to one of [`Template::thunks`].
+    Thunk,
 }
 
 fn rel32(from_next: u64, target: u64) -> Option<[u8; 4]> {
@@ -190,6 +248,7 @@ pub fn build(
         }
         // The op_ptr load and the call are rewritten below; the jnz is now a NOP.
         if off != t.op_ptr && off != t.call {
+            check_movable(t, code, off, &insn)?;
             relocate(code, off, &insn, t.addr, at)?;
         }
         off += insn.len;
@@ -229,8 +288,49 @@ pub fn build(
     Ok(layout)
 }
 
+/// The absolute address that the relative displacement of the instruction at `off` in
+/// `code`, read from `from`, refers to, if it has one.
+fn target(code: &[u8], off: usize, insn: &insn::Insn, from: u64) -> Option<(insn::Rel, u64)> {
+    let rel = insn.rel?;
+    let disp = insn.rel_value(code.get(off..)?)?;
+    let next = (off + insn.len) as u64;
+    Some((rel, from.wrapping_add(next).wrapping_add(disp as u64)))
+}
+
+/// Whether `target` lies outside a template of `len` bytes at `from`, as `need_reloc()`
+/// decides: `target < src || target > src + src_len`. The template's end is inside.
+fn outside(from: u64, len: usize, target: u64) -> bool {
+    target.wrapping_sub(from) > len as u64
+}
+
+/// Refuses the instruction at `off` in `code` if it returns, branches indirectly or
+/// branches to a thunk.
+fn check_movable(
+    t: &Template<'_>,
+    code: &[u8],
+    off: usize,
+    insn: &insn::Insn,
+) -> Result<(), BuildError> {
+    let what = match insn.kind {
+        Kind::Ret => Unmovable::Ret,
+        Kind::Indirect => Unmovable::Indirect,
+        Kind::Other => match target(code, off, insn, t.addr) {
+            Some((rel, to))
+                if rel.kind == RelKind::Branch
+                    && outside(t.addr, code.len(), to)
+                    && t.thunks.iter().any(|r| r.contains(to)) =>
+            {
+                Unmovable::Thunk
+            }
+            _ => return Ok(()),
+        },
+    };
+    Err(BuildError::Unmovable { offset: off, what })
+}
+
 /// Rewrites the relative displacement of the instruction at `off` in `code`, copied from
-/// `from`, so that it reaches the same target from `to`.
+/// `from`, so that it reaches the same target from `to`, if that target lies outside the
+/// template.
 fn relocate(
     code: &mut [u8],
     off: usize,
@@ -238,15 +338,13 @@ fn relocate(
     from: u64,
     to: u64,
 ) -> Result<(), BuildError> {
-    let (Some(rel), Some(disp)) = (insn.rel, insn.rel_value(&code[off..])) else {
+    let Some((rel, target)) = target(code, off, insn, from) else {
         return Ok(());
     };
-    let len = code.len() as u64;
-    let next = (off + insn.len) as u64;
-    let target = from.wrapping_add(next).wrapping_add(disp as u64);
-    if target.wrapping_sub(from) < len {
+    if !outside(from, code.len(), target) {
         return Ok(());
     }
+    let next = (off + insn.len) as u64;
     let new = i128::from(target) - i128::from(to.wrapping_add(next));
     let at = off + rel.offset;
     let reach = BuildError::OutOfReach { offset: off };

@@ -6,7 +6,8 @@
 //! crate for tests against a real disassembler. It finds where each instruction ends and where its
 //! displacement sits when that displacement is relative to the next instruction: a
 //! RIP-relative memory operand or a relative `jmp`/`call`/`jcc`/`loop`. That is all a
-//! relocation needs.
+//! relocation needs. It also tells near returns and indirect branches ([`Kind`]), which a
+//! copy to another address may not hold.
 //!
 //! It covers the legacy one-byte and `0f` opcode maps and the `0f 38`/`0f 3a` maps, with
 //! legacy prefixes and REX, in 64-bit mode. Anything else (VEX, EVEX, XOP, 3DNow!, the
@@ -46,6 +47,17 @@ pub struct Rel {
     pub kind: RelKind,
 }
 
+/// What an instruction does to the flow of control, where that matters for a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything else, including the relative branches (see [`Insn::rel`]).
+    Other,
+    /// A near return: `ret` (`c3`) or `ret $imm16` (`c2`), with any prefixes.
+    Ret,
+    /// An indirect `call` or `jmp`, near or far (`ff /2` to `ff /5`), with any prefixes.
+    Indirect,
+}
+
 /// One decoded instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Insn {
@@ -53,6 +65,8 @@ pub struct Insn {
     pub len: usize,
     /// The displacement relative to the next instruction, if the instruction has one.
     pub rel: Option<Rel>,
+    /// Whether it returns or branches indirectly.
+    pub kind: Kind,
 }
 
 impl Insn {
@@ -298,5 +312,10 @@ pub fn decode(code: &[u8]) -> Result<Insn, DecodeError> {
     if i > MAX_INSN_SIZE || i > code.len() {
         return Err(DecodeError::Truncated);
     }
-    Ok(Insn { len: i, rel })
+    let kind = match op {
+        0xc2 | 0xc3 if legacy => Kind::Ret,
+        0xff if legacy && (2..=5).contains(&modrm_reg) => Kind::Indirect,
+        _ => Kind::Other,
+    };
+    Ok(Insn { len: i, rel, kind })
 }

@@ -1,0 +1,382 @@
+//! Model checks (loom) of the lock-free lookups of kernel/execslot/placement.rs against
+//! serialised changes. The placement module is built on loom's atomics with `--cfg loom`
+//! (a target directory of its own keeps the two builds apart):
+//!
+//!     RUSTFLAGS="--cfg loom" cargo test --release --test loom --target-dir target/loom
+//!
+//! Each test explores every interleaving of a few threads, and every value that loom's
+//! memory model lets each load read, and checks that:
+//!
+//! - a lookup of granule `g` returns `None` or exactly a slot, as (first granule,
+//!   granules), that holds `g` and that a writer marked: never two slots merged, never a
+//!   part of one; and the contents that the writer wrote before [`PageMap::mark`] are
+//!   visible to the reader (loom reports a read of them that does not happen after the
+//!   write);
+//! - a lookup of a granule of a slot that is live for the whole test returns exactly that
+//!   slot, whatever its neighbours do meanwhile;
+//! - a slot appears and goes at once for each reader: once found, it is found at every
+//!   granule until it is freed, and once not found any more, never found again;
+//! - [`PageMap::each_slot`] yields such slots only, in address order, without overlap,
+//!   and every slot that is live for the whole test.
+//!
+//! A slot is marked once at most in a test: two slots of the same place and size have the
+//! same entries, so a reader cannot tell them apart, nor the test which one it found.
+#![cfg(loom)]
+
+use execslot_host::placement::PageMap;
+use loom::cell::UnsafeCell;
+use loom::sync::Mutex;
+use loom::thread;
+use std::rc::Rc;
+
+/// A change made by a writer, with the writers' lock held when there are several writers.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// Write the slot's contents, then [`PageMap::mark`] it.
+    Mark(usize, usize),
+    /// [`PageMap::free`].
+    Free(usize, usize),
+}
+
+/// What a reader does.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    /// [`PageMap::slot_at`] of a granule.
+    At(usize),
+    /// [`PageMap::is_used`] of a granule.
+    Used(usize),
+    /// [`PageMap::each_slot`].
+    Each,
+}
+
+struct Shared {
+    map: PageMap,
+    /// Stands for the contents of the slot that each change marks, in the order of
+    /// [`Spec::ops`]: written before the slot is marked, read by a lookup that found the
+    /// slot. loom reports a read that does not happen after the write.
+    contents: Vec<UnsafeCell<usize>>,
+    /// The writers' lock (the owning cache's mutex in the kernel).
+    lock: Mutex<()>,
+}
+
+struct Spec {
+    /// Slots marked before any thread starts and never freed.
+    live: &'static [(usize, usize)],
+    /// One list of changes per writer thread; a slot is marked once at most.
+    writers: &'static [&'static [Op]],
+    /// One list of reads per reader thread.
+    readers: &'static [&'static [Read]],
+}
+
+impl Spec {
+    /// All changes, writer after writer, each with its index in [`Shared::contents`].
+    fn ops(&self) -> impl Iterator<Item = (usize, Op)> + '_ {
+        self.writers
+            .iter()
+            .flat_map(|w| w.iter().copied())
+            .enumerate()
+    }
+
+    /// The live slot that holds `g`.
+    fn live_at(&self, g: usize) -> Option<(usize, usize)> {
+        self.live
+            .iter()
+            .copied()
+            .find(|&(f, n)| f <= g && g < f + n)
+    }
+
+    /// The index of the change that marks `slot`.
+    fn mark_of(&self, slot: (usize, usize)) -> Option<usize> {
+        self.ops()
+            .find(|&(_, op)| matches!(op, Op::Mark(f, n) if (f, n) == slot))
+            .map(|(i, _)| i)
+    }
+
+    /// Checks a slot that a lookup of granule `g` returned: it is a live slot, or one that
+    /// a writer marks, holds `g`, and its contents are visible.
+    fn check_found(&self, sh: &Shared, g: usize, slot: (usize, usize)) {
+        let (f, n) = slot;
+        assert!(
+            f <= g && g < f + n,
+            "granule {g}: {slot:?} does not hold it"
+        );
+        if self.live.contains(&slot) {
+            return;
+        }
+        let Some(i) = self.mark_of(slot) else {
+            panic!("granule {g}: {slot:?} is not a slot that was marked");
+        };
+        // SAFETY: the cell is only written before the slot is marked; loom checks that
+        // this read happens after that write.
+        let got = sh.contents[i].with(|p| unsafe { *p });
+        assert_eq!(got, i + 1, "contents of {slot:?}");
+    }
+
+    /// Whether a writer frees `slot`.
+    fn freed(&self, slot: (usize, usize)) -> bool {
+        self.ops()
+            .any(|(_, op)| matches!(op, Op::Free(f, n) if (f, n) == slot))
+    }
+
+    fn check_at(&self, sh: &Shared, g: usize, seen: &mut Vec<((usize, usize), bool)>) {
+        let got = sh.map.slot_at(g);
+        if let Some(live) = self.live_at(g) {
+            assert_eq!(
+                got,
+                Some(live),
+                "granule {g} of a live slot: got {got:?}, want exactly {live:?}"
+            );
+        }
+        if let Some(s) = got {
+            self.check_found(sh, g, s);
+        }
+        // A slot appears at once and goes at once: once this reader found it, it finds it
+        // at every granule until it is freed, and once it did not find it any more, it
+        // never finds it again.
+        for (_, op) in self.ops() {
+            let Op::Mark(f, n) = op else { continue };
+            let s = (f, n);
+            if g < f || g >= f + n {
+                continue;
+            }
+            let i = seen.iter().position(|&(t, _)| t == s);
+            if got == Some(s) {
+                match i {
+                    Some(i) => assert!(!seen[i].1, "granule {g}: {s:?} found again once gone"),
+                    None => seen.push((s, false)),
+                }
+            } else if let Some(i) = i {
+                assert!(
+                    self.freed(s),
+                    "granule {g}: got {got:?} after {s:?} was found, which is never freed"
+                );
+                seen[i].1 = true;
+            }
+        }
+    }
+
+    fn check_used(&self, sh: &Shared, g: usize) {
+        if self.live_at(g).is_some() {
+            assert!(sh.map.is_used(g), "granule {g} of a live slot not in use");
+        } else {
+            // Some granules are never marked: never in use.
+            let marked = self
+                .ops()
+                .any(|(_, op)| matches!(op, Op::Mark(f, n) if f <= g && g < f + n));
+            assert!(
+                marked || !sh.map.is_used(g),
+                "granule {g} never marked, in use"
+            );
+        }
+    }
+
+    fn check_each(&self, sh: &Shared) {
+        let mut end = 0;
+        let mut seen = Vec::new();
+        for s in sh.map.each_slot() {
+            assert!(s.0 >= end, "each_slot(): {s:?} out of order or overlapping");
+            end = s.0 + s.1;
+            self.check_found(sh, s.0, s);
+            seen.push(s);
+        }
+        for l in self.live {
+            assert!(
+                seen.contains(l),
+                "each_slot() missed live slot {l:?}: {seen:?}"
+            );
+        }
+    }
+
+    /// One read; `seen` holds the slots that this reader found, and whether they went.
+    fn read(&self, sh: &Shared, r: Read, seen: &mut Vec<((usize, usize), bool)>) {
+        match r {
+            Read::At(g) => self.check_at(sh, g, seen),
+            Read::Used(g) => self.check_used(sh, g),
+            Read::Each => self.check_each(sh),
+        }
+    }
+
+    /// Explores every interleaving (and every value that loom's memory model lets a load
+    /// read); returns the number of executions.
+    fn run(&'static self) -> usize {
+        let slots: Vec<_> = self
+            .ops()
+            .filter_map(|(_, op)| match op {
+                Op::Mark(f, n) => Some((f, n)),
+                Op::Free(..) => None,
+            })
+            .collect();
+        for (i, s) in slots.iter().enumerate() {
+            assert!(!slots[..i].contains(s), "{s:?} is marked twice");
+        }
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = runs.clone();
+        loom::model(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let map = PageMap::new();
+            for &(f, n) in self.live {
+                map.mark(f, n);
+            }
+            // An `Rc`, not loom's `Arc`: loom runs the threads of a model on one OS thread
+            // and its `spawn` does not need `Send`, and a loom `Arc` adds an operation to
+            // explore at every clone and drop.
+            let sh = Rc::new(Shared {
+                map,
+                contents: self.ops().map(|_| UnsafeCell::new(0)).collect(),
+                lock: Mutex::new(()),
+            });
+            let mut threads = Vec::new();
+            // Writers first. loom first runs the threads one after the other, then moves
+            // operations earlier where they race; it forgets a reader's load of an atomic
+            // that the writer then loads before it stores to it (tokio-rs/loom#166, #392),
+            // so with the readers first it would miss orders in which such a load comes
+            // after the store. Readers that start after the writers are moved earlier,
+            // store by store.
+            let mut base = 0;
+            for &ops in self.writers {
+                let sh = sh.clone();
+                let several = self.writers.len() > 1;
+                threads.push(thread::spawn(move || {
+                    for (i, &op) in ops.iter().enumerate() {
+                        let _guard = several.then(|| sh.lock.lock());
+                        match op {
+                            Op::Mark(f, n) => {
+                                sh.contents[base + i].with_mut(|p| {
+                                    // SAFETY: written once, before the slot is marked.
+                                    unsafe { *p = base + i + 1 }
+                                });
+                                sh.map.mark(f, n);
+                            }
+                            Op::Free(f, n) => assert_eq!(sh.map.free(f, n), Ok(())),
+                        }
+                    }
+                }));
+                base += ops.len();
+            }
+            for &reads in self.readers {
+                let sh = sh.clone();
+                threads.push(thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    for &r in reads {
+                        self.read(&sh, r, &mut seen);
+                    }
+                }));
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+        let runs = runs.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("{runs} executions");
+        runs
+    }
+}
+
+/// Two threads: a slot is published and unpublished at once, by the store into its first
+/// granule: a reader that looks at its granules one after the other finds it nowhere, then
+/// everywhere, then nowhere.
+#[test]
+fn slot_appears_and_goes_at_once() {
+    static SPEC: Spec = Spec {
+        live: &[],
+        writers: &[&[Op::Mark(1, 3), Op::Free(1, 3)]],
+        readers: &[&[
+            Read::At(1),
+            Read::At(3),
+            Read::At(2),
+            Read::At(1),
+            Read::At(3),
+        ]],
+    };
+    SPEC.run();
+}
+
+/// Two threads: a slot is marked, freed and marked again with another size right after a
+/// live slot, while a reader looks at the live slot's last granule and at the neighbour.
+#[test]
+fn neighbour_after_a_live_slot() {
+    static SPEC: Spec = Spec {
+        live: &[(0, 2)],
+        writers: &[&[Op::Mark(2, 2), Op::Free(2, 2), Op::Mark(2, 1)]],
+        readers: &[&[Read::At(1), Read::At(3), Read::Used(2)]],
+    };
+    SPEC.run();
+}
+
+/// Two threads: the same before a live slot; the reader looks at the live slot's first
+/// granule and at the neighbour.
+#[test]
+fn neighbour_before_a_live_slot() {
+    static SPEC: Spec = Spec {
+        live: &[(2, 2)],
+        writers: &[&[Op::Mark(0, 2), Op::Free(0, 2), Op::Mark(1, 1)]],
+        readers: &[&[Read::At(2), Read::At(1), Read::Used(0)]],
+    };
+    SPEC.run();
+}
+
+/// Two threads: a writer reshapes the slots over granules 0..3, so that a reader that
+/// mixed what it saw of two slots would find a merge or a part of one; the reader looks at
+/// the granules in the middle.
+#[test]
+fn reshaped_slots() {
+    static SPEC: Spec = Spec {
+        live: &[],
+        writers: &[&[Op::Mark(0, 3), Op::Free(0, 3), Op::Mark(1, 2)]],
+        readers: &[&[Read::At(2), Read::At(1), Read::At(2)]],
+    };
+    SPEC.run();
+}
+
+/// Three threads: the same with two readers, one granule each, over granules 0..3.
+#[test]
+fn reshaped_slots_two_readers() {
+    static SPEC: Spec = Spec {
+        live: &[],
+        writers: &[&[Op::Mark(0, 2), Op::Free(0, 2), Op::Mark(1, 2)]],
+        readers: &[&[Read::At(1)], &[Read::At(2)]],
+    };
+    SPEC.run();
+}
+
+/// Three threads: two writers (serialised by their lock) change the slots on both sides
+/// of a live slot while a reader looks at the live slot and at a neighbour.
+#[test]
+fn two_writers_around_a_live_slot() {
+    static SPEC: Spec = Spec {
+        live: &[(1, 2)],
+        writers: &[
+            &[Op::Mark(0, 1), Op::Free(0, 1)],
+            &[Op::Mark(3, 2), Op::Free(3, 2)],
+        ],
+        readers: &[&[Read::At(2), Read::At(1), Read::At(3)]],
+    };
+    SPEC.run();
+}
+
+/// Two threads: each_slot() while a slot is freed and a slot that overlaps it is marked.
+#[test]
+fn each_slot_while_slots_reshape() {
+    static SPEC: Spec = Spec {
+        live: &[(4, 1)],
+        writers: &[&[Op::Mark(0, 2), Op::Free(0, 2), Op::Mark(1, 2)]],
+        readers: &[&[Read::Each]],
+    };
+    SPEC.run();
+}
+
+/// Two threads: each_slot() while the neighbours of a live slot change.
+#[test]
+fn each_slot_while_neighbours_change() {
+    static SPEC: Spec = Spec {
+        live: &[(1, 2)],
+        writers: &[&[
+            Op::Mark(3, 2),
+            Op::Mark(0, 1),
+            Op::Free(3, 2),
+            Op::Mark(3, 1),
+        ]],
+        readers: &[&[Read::Each]],
+    };
+    SPEC.run();
+}
