@@ -729,14 +729,7 @@ fn rel32_and_rip_relative_targets_follow_need_reloc() {
     s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::Start); // jmp start
     s.raw(&[0x0f, 0x1f, 0x44, 0x00, 0x00]); // nopl
     let (code, op_ptr, call) = s.finish();
-    let t = Template {
-        code: &code,
-        addr: SYNTH_ADDR,
-        op_ptr,
-        call,
-        jnz: None,
-        thunks: &[],
-    };
+    let t = synth(&code, op_ptr, call);
     let mut bad = Vec::new();
     for at in slot_addresses(&t) {
         let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
@@ -768,14 +761,7 @@ fn rel8_branches_to_the_end_stay_relative() {
     s.rel(&[0x74, 0], 1, 1, To::EndMinus1); // je end-1
     s.raw(&[0x90, 0x90]);
     let (code, op_ptr, call) = s.finish();
-    let t = Template {
-        code: &code,
-        addr: SYNTH_ADDR,
-        op_ptr,
-        call,
-        jnz: None,
-        thunks: &[],
-    };
+    let t = synth(&code, op_ptr, call);
     for at in slot_addresses(&t) {
         for ret in [Return::Ret, Return::Thunk(RET_THUNK)] {
             let (out, layout) =
@@ -795,14 +781,7 @@ fn rel8_branches_to_the_end_stay_relative() {
     let mut s = Synth::new();
     let out8 = s.rel(&[0xeb, 0], 1, 1, To::BeforeStart); // jmp start-1
     let (code, op_ptr, call) = s.finish();
-    let t = Template {
-        code: &code,
-        addr: SYNTH_ADDR,
-        op_ptr,
-        call,
-        jnz: None,
-        thunks: &[],
-    };
+    let t = synth(&code, op_ptr, call);
     assert_eq!(
         build_at(&t, 0xffff_ffff_a000_0000, Return::Ret),
         Err(BuildError::OutOfReach { offset: out8 })
@@ -839,6 +818,18 @@ fn with_insn(slot: usize, pad: usize, insn: &[u8]) -> (Vec<u8>, usize, usize, us
         }
     }
     (code, op_ptr, call, at)
+}
+
+/// A synthetic template at [`SYNTH_ADDR`], without a jnz or thunks.
+fn synth(code: &[u8], op_ptr: usize, call: usize) -> Template<'_> {
+    Template {
+        code,
+        addr: SYNTH_ADDR,
+        op_ptr,
+        call,
+        jnz: None,
+        thunks: &[],
+    }
 }
 
 /// The builder's form of address ranges.
@@ -1008,13 +999,10 @@ fn branches_into_thunks_are_refused() {
                 for pad in [0, 13, 32] {
                     let insn = branch_to(form, target, slot, pad);
                     let (code, op_ptr, call, off) = with_insn(slot, pad, &insn);
+                    let ranges = th(&thunks);
                     let t = Template {
-                        code: &code,
-                        addr: SYNTH_ADDR,
-                        op_ptr,
-                        call,
-                        jnz: None,
-                        thunks: &th(&thunks),
+                        thunks: &ranges,
+                        ..synth(&code, op_ptr, call)
                     };
                     let d = decode_all(&code[off..off + insn.len()], SYNTH_ADDR + off as u64);
                     assert_eq!(d[0].near_branch_target(), target);
@@ -1039,13 +1027,10 @@ fn branches_into_thunks_are_refused() {
     for target in [RETPOLINE + 16 * 32, RET_THUNK + 1, RETPOLINE - 1] {
         let insn = branch_to(&[0xe8, 0, 0, 0, 0], target, 3, 0);
         let (code, op_ptr, call, off) = with_insn(3, 0, &insn);
+        let ranges = th(&thunks);
         let t = Template {
-            code: &code,
-            addr: SYNTH_ADDR,
-            op_ptr,
-            call,
-            jnz: None,
-            thunks: &th(&thunks),
+            thunks: &ranges,
+            ..synth(&code, op_ptr, call)
         };
         let at = 0xffff_ffff_a000_0000;
         let (out, _) = build_at(&t, at, Return::Ret).unwrap();
@@ -1064,13 +1049,10 @@ fn short_branches_into_thunks_are_refused() {
     code.extend([0xeb, 0x10]); // jmp end+16
     let end = SYNTH_ADDR + code.len() as u64;
     let thunks = vec![end + 16..end + 48, RET_THUNK..RET_THUNK + 1];
+    let ranges = th(&thunks);
     let t = Template {
-        code: &code,
-        addr: SYNTH_ADDR,
-        op_ptr,
-        call,
-        jnz: None,
-        thunks: &th(&thunks),
+        thunks: &ranges,
+        ..synth(&code, op_ptr, call)
     };
     assert_eq!(
         build_at(&t, SYNTH_ADDR, Return::Ret),
