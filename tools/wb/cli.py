@@ -104,7 +104,7 @@ GIT_IDENT = {
 }
 BASE_DATE = '2026-01-01T00:00:00+0000'
 
-# checkpatch messages that the series expects (design.md section 6):
+# checkpatch messages that the series expects:
 # - no Signed-off-by: the person who sends the patches adds it;
 # - unknown commit ids: the base tree is Debian's tarball, without upstream history.
 CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID']

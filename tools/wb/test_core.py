@@ -610,3 +610,20 @@ class TestFixes(unittest.TestCase):
         self.assertIn('is "x86/ftrace', core.check_fixes(('0c3772a8db1f', 'x'), base))
         self.assertIn('lacks', core.check_fixes(
             core.parse_fixes(self.PATCH)[0], {'arch/x86/kernel/ftrace.c': ''}.get))
+
+
+class TestConfigs(unittest.TestCase):
+    def test_no_rust_option_without_rust(self):
+        """A config that turns Rust off asks for no option that needs it (Kconfig would
+        drop it, and `build` would rightly fail on that)."""
+        for config in cli.CONFIGS:
+            for vanilla in (False, True):
+                merged = {}
+                for path in cli.fragments(config, vanilla):
+                    with open(path) as fh:
+                        merged.update(core.parse_config(fh.read()))
+                if merged.get('CONFIG_RUST') != 'n':
+                    continue
+                on = [k for k, v in merged.items()
+                      if v != 'n' and k.startswith('CONFIG_RUST')]
+                self.assertEqual(on, [], f'{config} (vanilla={vanilla})')
