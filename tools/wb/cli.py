@@ -539,19 +539,20 @@ def check_results(P):
                 capture=True, check=False)
     results.append(core.Result('make LLVM=-19 rustfmtcheck', p.returncode == 0,
                                ' '.join((p.stdout + p.stderr).split())[:500]))
-    # Fixes: tags against what the public record says those commits did.
     def base_file(path):
         return git('show', f'base:{path}', cwd=scratch)
     for name in series.patches:
+        # Fixes: tags against what the public record says those commits did.
         with open(os.path.join(PATCHES, name)) as fh:
             text = fh.read()
-        for tag in core.parse_fixes(text):
+        fixes = core.parse_fixes(text)
+        for tag in fixes:
             why = core.check_fixes(tag, base_file)
             results.append(core.Result(f'check: {name} Fixes: {tag[0][:12]}', why is None,
                                        why or ''))
+        if fixes:
             results.append(core.Result(f'check: {name} Cc: stable with its Fixes:',
-                                       'Cc: stable@vger.kernel.org' in text.split('\n---\n')[0]))
-    for name in series.patches:
+                                       'Cc: stable@vger.kernel.org' in core.changelog(text)))
         p = run(['perl', 'scripts/checkpatch.pl', '--strict', '--no-summary', '--terse',
                  '--ignore', ','.join(CHECKPATCH_IGNORE), os.path.join(PATCHES, name)],
                 cwd=scratch, capture=True, check=False)

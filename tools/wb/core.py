@@ -772,10 +772,14 @@ FIXES_RECORD = {
 _FIXES_RE = re.compile(r'^Fixes: ([0-9a-f]{12,40}) \("(.*)"\)$', re.M)
 
 
+def changelog(patch_text):
+    """A format-patch file's headers and changelog: what comes before the first '---'."""
+    return patch_text.split('\n---\n', 1)[0]
+
+
 def parse_fixes(patch_text):
     """The (id, subject) of each Fixes: tag in a patch's changelog."""
-    msg = patch_text.split('\n---\n', 1)[0]
-    return _FIXES_RE.findall(msg)
+    return _FIXES_RE.findall(changelog(patch_text))
 
 
 def check_fixes(fixes, base_file_text):
