@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Sub-page slots of executable memory (kernel/execslot.rs).
+ * Sub-page slots of executable memory (mm/execslot/).
  *
  * Users that need small pieces of executable code (ftrace trampolines,
  * kprobes instruction slots) allocate slots from shared pages instead of a
@@ -44,18 +44,6 @@ struct execslot_cache {
 	struct execslot_cache _var = { .name = (_name), .type = (_type) }
 
 #ifdef CONFIG_EXECSLOT
-
-void execslot_init(void);
-
-/* The debugfs files in mm/execmem.c, shown by kernel/execslot.rs */
-struct seq_file;
-void execslot_seq_stats(struct seq_file *m);
-void execslot_seq_slots(struct seq_file *m, bool show_addr);
-
-/* perf ksymbol events of caches that ask for them, in mm/execmem.c */
-void execslot_perf_ksymbol(const struct execslot_cache *cache,
-			   unsigned long addr, unsigned int len,
-			   bool unregister);
 
 /*
  * Locking: the allocator writes slots with text_poke, under text_mutex, and
@@ -181,16 +169,6 @@ int execslot_free_deferred(void *slot);
  */
 void execslot_flush_deferred(void);
 
-/* The reaper work in mm/execmem.c and kernel/execslot.rs */
-void execslot_schedule_reap(void);
-void execslot_reap_begin(void);
-void execslot_reap_locked(void);
-
-#ifdef CONFIG_FAIL_EXECSLOT
-/* fail_execslot fault injection, in mm/execmem.c */
-bool execslot_should_fail(size_t size);
-#endif
-
 int __execslot_get_kallsym(const struct execslot_cache *cache,
 			   unsigned int *symnum, unsigned long *value,
 			   unsigned long *size);
@@ -226,7 +204,8 @@ static inline int execslot_get_kallsym(const struct execslot_cache *cache,
  */
 bool __execslot_contains(unsigned long addr);
 bool __execslot_lookup(unsigned long addr, unsigned long *start,
-		       unsigned long *size, const char **name);
+		       unsigned long *size,
+		       const struct execslot_cache **cache);
 
 /**
  * execslot_contains - whether @addr lies inside a live slot
@@ -251,26 +230,25 @@ static inline bool execslot_contains(unsigned long addr)
  * @addr: any address
  * @start: where to store the slot's start
  * @size: where to store the slot's size (a multiple of 16 bytes)
- * @name: where to store the name of the slot's cache
+ * @cache: where to store the cache the slot belongs to
  *
  * Safe from any context, NMI included.
  *
  * Return: whether @addr lies in a live slot; the outputs are set only then.
  */
 static inline bool execslot_lookup(unsigned long addr, unsigned long *start,
-				   unsigned long *size, const char **name)
+				   unsigned long *size,
+				   const struct execslot_cache **cache)
 {
 	bool ret;
 
 	rcu_read_lock();
-	ret = __execslot_lookup(addr, start, size, name);
+	ret = __execslot_lookup(addr, start, size, cache);
 	rcu_read_unlock();
 	return ret;
 }
 
 #else /* !CONFIG_EXECSLOT */
-
-static inline void execslot_init(void) { }
 
 static inline int execslot_alloc_locked(struct execslot_cache *cache,
 					size_t size, void **slot)
@@ -327,7 +305,8 @@ static inline bool execslot_contains(unsigned long addr)
 }
 
 static inline bool execslot_lookup(unsigned long addr, unsigned long *start,
-				   unsigned long *size, const char **name)
+				   unsigned long *size,
+				   const struct execslot_cache **cache)
 {
 	return false;
 }

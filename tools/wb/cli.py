@@ -106,8 +106,11 @@ BASE_DATE = '2026-01-01T00:00:00+0000'
 
 # checkpatch messages that the series expects:
 # - no Signed-off-by: the person who sends the patches adds it;
-# - unknown commit ids: the base tree is Debian's tarball, without upstream history.
-CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID']
+# - unknown commit ids: the base tree is Debian's tarball, without upstream history;
+# - "added file(s), does MAINTAINERS need updating?" on a patch that adds a file to a
+#   directory an earlier patch put under a MAINTAINERS entry: `check` proves instead
+#   that every file the series adds is covered (`check: MAINTAINERS covers ...`).
+CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID', 'FILE_PATH_CHANGES']
 
 
 def cache_dir():
@@ -385,7 +388,7 @@ def recipients(linux, patch_files):
     """(to, cc) of the series from the base tree's scripts/get_maintainer.pl."""
     p = run(['perl', 'scripts/get_maintainer.pl', '--no-git', '--no-git-fallback',
              *patch_files], cwd=linux, capture=True)
-    return core.parse_get_maintainer(p.stdout)
+    return core.parse_get_maintainer(p.stdout, core.EXTRA_CC)
 
 
 def cover_description():
@@ -509,24 +512,20 @@ def check_results(P):
                                        'in the repo but not added by the series'))
     # Every Rust file as each patch leaves it is rustfmt-clean (the kernel's .rustfmt.toml).
     # rustfmt follows `mod` items and reports nothing on standard input, so each check
-    # runs on a copy of the series' Rust files as they stand after that patch.
-    touched = set()
+    # runs on a copy of the directories of the files that patch changes (with their
+    # subdirectories, where the modules of a crate root live) as that patch leaves them.
     for commit in git('rev-list', '--reverse', f'base..{commit}', cwd=scratch).split():
         subject = git('log', '-1', '--format=%s', commit, cwd=scratch)
         changed = [f for f in git('diff-tree', '--no-commit-id', '--name-only', '-r',
                                   '--diff-filter=AM', commit, cwd=scratch).split()
                    if f.endswith('.rs')]
-        touched.update(changed)
         if not changed:
             continue
         with tempfile.TemporaryDirectory() as d:
-            for f in touched:
-                p = run(['git', 'show', f'{commit}:{f}'], cwd=scratch, capture=True,
-                        check=False)
-                if p.returncode == 0:
-                    os.makedirs(os.path.dirname(os.path.join(d, f)), exist_ok=True)
-                    with open(os.path.join(d, f), 'w') as fh:
-                        fh.write(p.stdout)
+            dirs = sorted({os.path.dirname(f) or '.' for f in changed})
+            archive = subprocess.run(['git', 'archive', '--format=tar', commit, '--', *dirs],
+                                     cwd=scratch, capture_output=True, check=True).stdout
+            subprocess.run(['tar', '-x', '-C', d], input=archive, check=True)
             for f in changed:
                 p = run(['rustfmt', '--color', 'never', '--edition', '2021', '--config-path',
                          os.path.join(scratch, '.rustfmt.toml'), '--check',
@@ -559,6 +558,13 @@ def check_results(P):
         msgs = [ln for ln in p.stdout.splitlines() if re.search(r'\b(ERROR|WARNING|CHECK):', ln)]
         results.append(core.Result(f'checkpatch --strict {name}', p.returncode == 0 and not msgs,
                                    '; '.join(msgs)[:500]))
+    for f in added_files(scratch, 'HEAD'):
+        p = run(['perl', 'scripts/get_maintainer.pl', '--no-git', '--no-git-fallback',
+                 '--sections', '-f', f], cwd=scratch, capture=True, check=False)
+        sections = core.maintainer_sections(p.stdout)
+        results.append(core.Result(f'check: MAINTAINERS covers {f}',
+                                   p.returncode == 0 and bool(sections),
+                                   'only THE REST' if p.returncode == 0 else p.stderr[:300]))
     return results
 
 
@@ -682,33 +688,58 @@ def make_kernel(tree, out, config, log, vanilla, label, jobs=None, verify=True):
 
 
 def rust_crate_object(tree, f):
-    """The object that compiles the Rust file `f`: that of its crate root (a module
-    dir/bar.rs belongs to the crate dir.rs, which kbuild compiles into dir.o)."""
+    """The object that compiles the Rust file `f`: that of its crate root. A module
+    dir/bar.rs belongs to the crate dir.rs (kbuild compiles it into dir.o) or, in a
+    directory crate, to dir/<name of dir>.rs (mm/execslot/slots.rs to
+    mm/execslot/execslot.o)."""
     stem = f[:-len('.rs')]
-    while os.path.exists(os.path.join(tree, os.path.dirname(stem) + '.rs')):
-        stem = os.path.dirname(stem)
+    while True:
+        d = os.path.dirname(stem)
+        if not d:
+            break
+        inner = os.path.join(d, os.path.basename(d))
+        if stem != inner and os.path.exists(os.path.join(tree, inner + '.rs')):
+            stem = inner
+        elif os.path.exists(os.path.join(tree, d + '.rs')):
+            stem = d
+        else:
+            break
     return stem + '.o'
 
 
+def object_of(tree, f):
+    """The object that compiles the changed file `f`, or None: foo.c gives foo.o, a Rust
+    file the object of its crate root, a file of the kernel crate (its modules, the
+    bindings' header, the C helpers) rust/kernel.o."""
+    if f.startswith(('tools/', 'Documentation/', 'samples/')):
+        return None
+    if f.startswith(('rust/kernel/', 'rust/bindings/', 'rust/helpers/')) and \
+            f.endswith(('.rs', '.h', '.c')):
+        return 'rust/kernel.o'
+    if f.startswith('rust/'):
+        return None
+    if f.endswith('.c'):
+        return f[:-len('.c')] + '.o'
+    if f.endswith('.rs') and os.path.exists(os.path.join(tree, f)):
+        return rust_crate_object(tree, f)
+    return None
+
+
 def patch_objects(tree, commit):
-    """The objects that compile the C and Rust files `commit` adds or changes: foo.c and
-    foo.rs give foo.o, a Rust module dir/bar.rs the object of its crate root dir.rs."""
+    """The objects that compile the C and Rust files `commit` adds or changes (see
+    object_of())."""
     objs = []
     for f in git('diff-tree', '--no-commit-id', '--name-only', '-r', '--diff-filter=AM',
                  commit, cwd=tree).split():
-        if f.startswith(('tools/', 'Documentation/', 'samples/')) or \
-                not f.endswith(('.c', '.rs')) or f.startswith('rust/'):
-            continue
-        if f.endswith('.c'):
-            objs.append(f[:-len('.c')] + '.o')
-        elif os.path.exists(os.path.join(tree, f)):
-            objs.append(rust_crate_object(tree, f))
+        o = object_of(tree, f)
+        if o:
+            objs.append(o)
     return sorted(set(objs))
 
 
 def series_rust_objects(tree):
     """The objects of the Rust crates the series adds outside rust/ (their roots:
-    kernel/execslot.rs gives kernel/execslot.o)."""
+    mm/execslot/execslot.rs gives mm/execslot/execslot.o)."""
     objs = []
     for f in git('diff', '--name-only', '--diff-filter=A', 'base..HEAD', '--', '*.rs',
                  cwd=tree).split():

@@ -634,9 +634,24 @@ plot '{data_path}' using 1:2 with linespoints lw 2 pt 7 title 'vanilla v7.3 (a p
 MAINT_RE = re.compile(r'^(.*?@[^\s()]+)\s+\((.*)\)\s*$')
 
 
-def parse_get_maintainer(text):
+# Cc'd besides what get_maintainer.pl finds: who wrote or maintains the code the series
+# builds on without touching its files (text_poke and ITS/call-depth thunks, which the
+# builder relocates around; the ORC unwinder, which finds frames in the trampolines by
+# offset; perf ksymbol events, which kprobes now sends per slot; the execmem_alloc and
+# bpf_prog_pack proposals; the author of the commit patch 1 fixes).
+EXTRA_CC = [
+    'Peter Zijlstra <peterz@infradead.org>',
+    'Josh Poimboeuf <jpoimboe@kernel.org>',
+    'Adrian Hunter <adrian.hunter@intel.com>',
+    'Song Liu <song@kernel.org>',
+    'Menglong Dong <dongml2@chinatelecom.cn>',
+]
+
+
+def parse_get_maintainer(text, extra_cc=()):
     """(to, cc) from scripts/get_maintainer.pl output with role stats: maintainers
-    (and x86@kernel.org) are To, reviewers and lists Cc; order kept, no duplicates."""
+    (and x86@kernel.org) are To, reviewers and lists Cc, then `extra_cc`; order kept, no
+    duplicates."""
     to, cc = [], []
     for line in text.splitlines():
         line = line.strip()
@@ -649,6 +664,9 @@ def parse_get_maintainer(text):
             dest.append(who)
     if not to:
         raise WorkbenchError('get_maintainer.pl named no maintainer')
+    for who in extra_cc:
+        if who not in to and who not in cc:
+            cc.append(who)
     return to, cc
 
 
@@ -795,3 +813,15 @@ def check_fixes(fixes, base_file_text):
     if line not in base_file_text(path):
         return f'{path} of the base lacks the line {cid[:12]} added: {line}'
     return None
+
+
+def maintainer_sections(text):
+    """The MAINTAINERS sections that `get_maintainer.pl --sections` printed for a file,
+    THE REST excepted: the section titles, lines that are not `X:\tvalue` fields."""
+    names = []
+    for line in text.splitlines():
+        if not line.strip() or re.match(r'^[A-Z]:\t', line):
+            continue
+        if line.strip() != 'THE REST':
+            names.append(line.strip())
+    return names

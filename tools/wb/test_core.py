@@ -207,6 +207,23 @@ class TestLog(unittest.TestCase):
         self.assertGreater(len(guest), 5)
 
 
+class TestMaintainers(unittest.TestCase):
+    def test_extra_cc(self):
+        out = ('Mike Rapoport <rppt@kernel.org> (maintainer:MEMORY MANAGEMENT - EXECMEM)\n'
+               'Peter Zijlstra <peterz@infradead.org> (reviewer:X86)\n')
+        to, cc = core.parse_get_maintainer(out, core.EXTRA_CC)
+        self.assertEqual(to, ['Mike Rapoport <rppt@kernel.org>'])
+        self.assertEqual(cc.count('Peter Zijlstra <peterz@infradead.org>'), 1)
+        self.assertIn('Josh Poimboeuf <jpoimboe@kernel.org>', cc)
+        self.assertIn('Adrian Hunter <adrian.hunter@intel.com>', cc)
+
+    def test_sections(self):
+        out = ('MEMORY MANAGEMENT - EXECMEM\nM:\tMike Rapoport <rppt@kernel.org>\n'
+               'F:\tmm/execslot/\n\nTHE REST\nM:\tLinus Torvalds <torvalds@linux-foundation.org>\n')
+        self.assertEqual(core.maintainer_sections(out), ['MEMORY MANAGEMENT - EXECMEM'])
+        self.assertEqual(core.maintainer_sections('THE REST\nL:\tlinux-kernel@vger.kernel.org\n'), [])
+
+
 class TestKunitJson(unittest.TestCase):
     def test_flatten(self):
         js = json.dumps({'name': 'KUnit Test Group', 'sub_groups': [
@@ -263,6 +280,31 @@ class TestCli(unittest.TestCase):
             except SystemExit as e:
                 rc = e.code
         return rc, err.getvalue()
+
+    def test_rust_crate_object(self):
+        # A file crate (dir.rs with its modules in dir/) and a directory crate
+        # (dir/dir.rs with its modules beside it).
+        with tempfile.TemporaryDirectory() as d:
+            for f in ['arch/x86/kernel/ftrace_tramp.rs', 'arch/x86/kernel/ftrace_tramp/build.rs',
+                      'mm/execslot/execslot.rs', 'mm/execslot/slots.rs', 'kernel/lone.rs']:
+                os.makedirs(os.path.join(d, os.path.dirname(f)), exist_ok=True)
+                open(os.path.join(d, f), 'w').close()
+            obj = lambda f: cli.rust_crate_object(d, f)
+            self.assertEqual(obj('arch/x86/kernel/ftrace_tramp/build.rs'),
+                             'arch/x86/kernel/ftrace_tramp.o')
+            self.assertEqual(obj('arch/x86/kernel/ftrace_tramp.rs'), 'arch/x86/kernel/ftrace_tramp.o')
+            self.assertEqual(obj('mm/execslot/slots.rs'), 'mm/execslot/execslot.o')
+            self.assertEqual(obj('mm/execslot/execslot.rs'), 'mm/execslot/execslot.o')
+            self.assertEqual(obj('kernel/lone.rs'), 'kernel/lone.o')
+            of = lambda f: cli.object_of(d, f)
+            self.assertEqual(of('mm/execslot/slots.rs'), 'mm/execslot/execslot.o')
+            self.assertEqual(of('mm/execslot/glue.c'), 'mm/execslot/glue.o')
+            self.assertEqual(of('rust/kernel/execmem.rs'), 'rust/kernel.o')
+            self.assertEqual(of('rust/bindings/bindings_helper.h'), 'rust/kernel.o')
+            self.assertEqual(of('rust/helpers/mutex.c'), 'rust/kernel.o')
+            self.assertIsNone(of('rust/kernel/Kconfig.test'))
+            self.assertIsNone(of('Documentation/trace/execslot.rst'))
+            self.assertIsNone(of('include/linux/execslot.h'))
 
     def test_unknown_command_and_option(self):
         self.assertEqual(self.run_main(['frobnicate'])[0], 2)

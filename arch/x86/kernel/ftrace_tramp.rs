@@ -13,12 +13,17 @@
 //! The builder refuses a template that returns, branches indirectly or branches to a thunk
 //! in the copied range, as their form depends on their address under ITS; it is given the
 //! address ranges of the thunks that the configured mitigations build into the kernel.
+//!
+//! The builder decodes and relocates through [`decode::Decoder`], which `KernelDecoder`
+//! implements with the kernel's own x86 decoder (`insn_decode()`, `insn_rip_relative()`,
+//! `insn_is_nop()`) and `text_poke_apply_relocation()`, as alternatives and mainline's
+//! `create_trampoline()` relocate code.
 
 // The crate root resolves modules next to itself, not in `ftrace_tramp/`.
 #[path = "ftrace_tramp/build.rs"]
 pub mod build;
-#[path = "ftrace_tramp/insn.rs"]
-pub mod insn;
+#[path = "ftrace_tramp/decode.rs"]
+pub mod decode;
 
 use core::ptr;
 
@@ -26,6 +31,8 @@ use kernel::alloc::flags::GFP_KERNEL;
 use kernel::alloc::KVec;
 use kernel::bindings;
 use kernel::error::code::EINVAL;
+use kernel::error::code::ENODATA;
+use kernel::error::code::ENOMEM;
 use kernel::error::to_result;
 use kernel::error::Result;
 use kernel::ffi::c_int;
@@ -41,6 +48,13 @@ use build::Layout;
 use build::Return;
 use build::Template;
 use build::Thunks;
+use decode::DecodeError;
+use decode::Decoder;
+use decode::Insn;
+use decode::Kind;
+use decode::NoMemory;
+use decode::Rel;
+use decode::MAX_INSN_SIZE;
 
 const __LOG_PREFIX: &[u8] = b"ftrace\0";
 
@@ -66,6 +80,122 @@ fn return_thunk(thunk: unsafe extern "C" fn()) -> Thunks {
     Thunks {
         start: thunk as usize as u64,
         len: 1,
+    }
+}
+
+const _: () = assert!(bindings::MAX_INSN_SIZE as usize == MAX_INSN_SIZE);
+
+/// The kernel's x86 decoder and `text_poke_apply_relocation()`.
+struct KernelDecoder;
+
+/// The bytes of a field of a decoded `struct insn`.
+fn field(f: &bindings::insn_field) -> [u8; 4] {
+    // SAFETY: both members of the union are 4 bytes of plain data (`insn_value_t` is an
+    // `int`, `bytes` a `u8[4]`), so any value is a valid `[u8; 4]`.
+    unsafe { f.__bindgen_anon_1.bytes }
+}
+
+impl Decoder for KernelDecoder {
+    fn decode(&self, code: &[u8]) -> Result<Insn, DecodeError> {
+        let len = code.len().min(MAX_INSN_SIZE);
+        let mut insn = bindings::insn::default();
+        // SAFETY: `insn` is valid for writes, and `code` for reads of `len` bytes, the
+        // most that `insn_decode()` reads from it, and it only reads from it; this is
+        // `insn_decode_kernel()` with that length.
+        let ret = unsafe {
+            bindings::insn_decode(
+                &mut insn,
+                code.as_ptr().cast(),
+                len as c_int,
+                bindings::insn_mode_INSN_MODE_KERN,
+            )
+        };
+        if ret == ENODATA.to_errno() {
+            return Err(DecodeError::Truncated);
+        } else if ret != 0 {
+            return Err(DecodeError::Invalid);
+        }
+        // SAFETY: all members of the union are a `struct insn_field`.
+        let (vex, imm) = unsafe {
+            (
+                insn.__bindgen_anon_1.vex_prefix,
+                insn.__bindgen_anon_2.immediate,
+            )
+        };
+        let at = |off: u8| code.get(usize::from(off)).copied().unwrap_or(0);
+        // The offsets of the fields, as `insn_offset_*()` compute them; an emulate prefix
+        // would come first, and REX2 and VEX are refused (see `DecodeError::Unsupported`).
+        let opcode_at = insn.prefixes.nbytes + insn.rex_prefix.nbytes;
+        if insn.emulate_prefix_size != 0 {
+            return Err(DecodeError::Unsupported(at(0)));
+        }
+        if vex.nbytes != 0 || insn.rex_prefix.nbytes > 1 {
+            return Err(DecodeError::Unsupported(at(insn.prefixes.nbytes)));
+        }
+        // SAFETY: `insn` is a valid `struct insn` that `insn_decode()` completed from
+        // `code`, which is still borrowed; the function only reads its fields, as the
+        // `got` flags keep it from decoding again.
+        let rip = unsafe { bindings::insn_rip_relative(&mut insn) } != 0;
+        if rip && insn.addr_bytes != 8 {
+            return Err(DecodeError::Unsupported(0x67));
+        }
+        let disp_at = opcode_at + insn.opcode.nbytes + insn.modrm.nbytes + insn.sib.nbytes;
+        let imm = Rel {
+            offset: usize::from(disp_at + insn.displacement.nbytes),
+            size: usize::from(imm.nbytes),
+        };
+        let op = field(&insn.opcode);
+        let one_byte = insn.opcode.nbytes == 1;
+        let reg = (field(&insn.modrm)[0] >> 3) & 7;
+        // `__apply_relocation()` tells the branches that it relocates by `op[0]` (and
+        // `op[1]` after 0f) alone.
+        let kind = match op {
+            [0xc2 | 0xc3, ..] if one_byte => Kind::Ret,
+            [0xff, ..] if one_byte && insn.modrm.nbytes != 0 && (2..=5).contains(&reg) => {
+                Kind::Indirect
+            }
+            [0x70..=0x7f | 0xe8 | 0xeb, ..] | [0x0f, 0x80..=0x8f, ..] => Kind::Branch(imm),
+            [0xe9, ..] => Kind::Jmp32(imm),
+            // loop, loope, loopne, jrcxz; xbegin.
+            [0xe0..=0xe3, ..] if one_byte => Kind::OtherBranch(imm),
+            [0xc7, ..] if one_byte && field(&insn.modrm)[0] == 0xf8 => Kind::OtherBranch(imm),
+            _ if rip => Kind::RipRelative(Rel {
+                offset: usize::from(disp_at),
+                size: usize::from(insn.displacement.nbytes),
+            }),
+            _ => Kind::Other,
+        };
+        // SAFETY: `insn` is the valid, completed `struct insn` of `insn_rip_relative()`
+        // above; `insn_is_nop()` reads its fields and touches nothing else.
+        let nop = unsafe { bindings::insn_is_nop(&mut insn) };
+        Ok(Insn {
+            len: usize::from(insn.length),
+            kind,
+            nop,
+        })
+    }
+
+    fn relocate(&self, code: &mut [u8], from: u64, to: u64) -> Result<(), NoMemory> {
+        let len = code.len();
+        // text_poke_apply_relocation() decodes with insn_decode_kernel(), which may read
+        // MAX_INSN_SIZE bytes from any instruction start: a copy with room for that.
+        let mut buf =
+            KVec::from_elem(0xccu8, len + MAX_INSN_SIZE, GFP_KERNEL).map_err(|_| NoMemory)?;
+        buf[..len].copy_from_slice(code);
+        // SAFETY: `buf` is valid for reads and writes of `len + MAX_INSN_SIZE` bytes: the
+        // function decodes from offsets below `len` and writes below `len`. `to` (`instr`)
+        // and `from` (`repl`) are only used as addresses, never read or written.
+        unsafe {
+            bindings::text_poke_apply_relocation(
+                buf.as_mut_ptr(),
+                to as usize as *const u8,
+                len,
+                from as usize as *mut u8,
+                len,
+            )
+        };
+        code.copy_from_slice(&buf[..len]);
+        Ok(())
     }
 }
 
@@ -154,17 +284,28 @@ fn create(
         Return::Thunk(thunk as u64)
     };
 
-    let res = build::build(&template, at as u64, ops as u64, func as u64, ret, &mut out)
-        .map_err(|err| {
+    let res = build::build(
+        &KernelDecoder,
+        &template,
+        at as u64,
+        ops as u64,
+        func as u64,
+        ret,
+        &mut out,
+    )
+    .map_err(|err| match err {
+        BuildError::NoMemory => ENOMEM,
+        err => {
             report(err);
             EINVAL
+        }
+    })
+    .and_then(|_| {
+        // SAFETY: `slot` is a live slot of `layout.size` bytes and `out` holds as many.
+        to_result(unsafe {
+            bindings::execslot_write_locked(slot, 0, out.as_ptr().cast(), out.len())
         })
-        .and_then(|_| {
-            // SAFETY: `slot` is a live slot of `layout.size` bytes and `out` holds as many.
-            to_result(unsafe {
-                bindings::execslot_write_locked(slot, 0, out.as_ptr().cast(), out.len())
-            })
-        });
+    });
     if let Err(err) = res {
         // SAFETY: `slot` is the live slot allocated above; nothing runs it yet.
         unsafe { bindings::execslot_free_locked(slot) };
@@ -172,10 +313,10 @@ fn create(
     }
     // Report the slot's size (the allocator rounds up), so that kallsyms, perf ksymbol
     // and ftrace_ops_trampoline() cover the slot exactly.
-    let (mut start, mut size, mut name) = (0, layout.size, ptr::null());
+    let (mut start, mut size, mut owner) = (0, layout.size, ptr::null());
     let _rcu = rcu::read_lock();
     // SAFETY: the RCU read lock is held and the outputs are valid; `slot` is live.
-    unsafe { bindings::__execslot_lookup(at, &mut start, &mut size, &mut name) };
+    unsafe { bindings::__execslot_lookup(at, &mut start, &mut size, &mut owner) };
     Ok((at, size))
 }
 

@@ -66,7 +66,7 @@ static void tramp_test_run(struct kunit *test, bool save_regs)
 	unsigned long tramp, start, size;
 	struct tramp_test *t;
 	bool seen_tramp = false, seen_caller = false;
-	const char *name;
+	const struct execslot_cache *cache;
 	unsigned int i;
 	int ret, x = 0;
 
@@ -91,10 +91,11 @@ static void tramp_test_run(struct kunit *test, bool save_regs)
 	tramp_test_caller(&x);
 
 	/* The trampoline is a live slot of its own size, named for kallsyms. */
-	KUNIT_EXPECT_TRUE(test, execslot_lookup(tramp, &start, &size, &name));
+	KUNIT_EXPECT_TRUE(test, execslot_lookup(tramp, &start, &size, &cache));
 	KUNIT_EXPECT_EQ(test, start, tramp);
 	KUNIT_EXPECT_EQ(test, size, t->ops.trampoline_size);
-	KUNIT_EXPECT_STREQ(test, name, "ftrace_trampoline");
+	KUNIT_ASSERT_NOT_NULL(test, cache);
+	KUNIT_EXPECT_STREQ(test, cache->name, "ftrace_trampoline");
 	KUNIT_EXPECT_TRUE(test, is_ftrace_trampoline(tramp));
 	KUNIT_EXPECT_TRUE(test, kernel_text_address(tramp));
 	KUNIT_EXPECT_PTR_EQ(test, ftrace_ops_trampoline(tramp +

@@ -1,4 +1,8 @@
-//! Tests of arch/x86/kernel/ftrace_tramp/{insn,build}.rs.
+//! Tests of arch/x86/kernel/ftrace_tramp/{decode,build}.rs.
+//!
+//! The builder decodes and relocates through the `decode::Decoder` trait; here it runs on
+//! [`common::Iced`] (iced-x86 and a model of `text_poke_apply_relocation()`), in the kernel
+//! on the kernel's decoder and `text_poke_apply_relocation()` itself.
 //!
 //! The templates are the real `ftrace_caller` and `ftrace_regs_caller` bytes of v7.3 kernels
 //! built by the workbench (fixtures/templates/*.txt, written by `tools/workbench fixtures`).
@@ -14,10 +18,14 @@ use std::fs;
 use std::ops::Range;
 use std::path::PathBuf;
 
+mod common;
+
+use common::Iced;
 use execslot_host::build::*;
-use execslot_host::insn::{self, DecodeError, Kind, RelKind};
+use execslot_host::decode::{DecodeError, Decoder as _, Insn, Kind};
 use iced_x86::{
-    Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register,
+    Code, Decoder, DecoderOptions, EncodingKind, FlowControl, Instruction, Mnemonic, OpKind,
+    Register,
 };
 use proptest::prelude::*;
 
@@ -99,6 +107,42 @@ fn template<'a>(f: &'a Fixture, regs: bool) -> Template<'a> {
     }
 }
 
+/// What a relative displacement addresses, as the tests tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelKind {
+    Data,
+    Branch,
+}
+
+/// The relative displacement of `i`, if it has one, and what it addresses.
+fn rel_of(i: &Insn) -> Option<(RelKind, execslot_host::decode::Rel)> {
+    match i.kind {
+        Kind::Branch(r) | Kind::Jmp32(r) | Kind::OtherBranch(r) => Some((RelKind::Branch, r)),
+        Kind::RipRelative(r) => Some((RelKind::Data, r)),
+        Kind::Other | Kind::Ret | Kind::Indirect => None,
+    }
+}
+
+/// [`Kind::Ret`], [`Kind::Indirect`] or else [`Kind::Other`].
+fn flow(i: &Insn) -> Kind {
+    match i.kind {
+        Kind::Ret | Kind::Indirect => i.kind,
+        _ => Kind::Other,
+    }
+}
+
+/// The opcode bytes of the legacy-encoded instruction `bytes`, after prefixes and REX.
+fn opcode(bytes: &[u8]) -> &[u8] {
+    let prefix = |b: &u8| {
+        [
+            0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3,
+        ]
+        .contains(b)
+            || b & 0xf0 == 0x40
+    };
+    &bytes[bytes.iter().take_while(|b| prefix(b)).count()..]
+}
+
 fn decode_all(code: &[u8], ip: u64) -> Vec<Instruction> {
     let mut d = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
     let mut v = Vec::new();
@@ -142,7 +186,52 @@ fn slot_addresses(t: &Template<'_>) -> Vec<u64> {
     ]
 }
 
-/// Checks the trampoline `out` built at `at` from `t` instruction by instruction.
+/// The runs of NOPs, as `insn_is_nop()` sees them, in the copy of `t` that the builder
+/// relocates (the jnz is a NOP there): `text_poke_apply_relocation()` rewrites each as one
+/// NOP or a jump over INT3 padding, unless it is a single NOP that ends the template.
+fn nop_runs(t: &Template<'_>) -> Vec<Range<usize>> {
+    let mut code = t.code.to_vec();
+    code[t.call..t.call + 5].copy_from_slice(&[0xe8, 0, 0, 0, 0]);
+    if let Some(j) = t.jnz {
+        code[j..j + 2].copy_from_slice(&[0x66, 0x90]);
+    }
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    let mut off = 0;
+    while off < code.len() {
+        let i = Iced.decode(&code[off..]).unwrap();
+        if i.nop {
+            match runs.last_mut() {
+                Some(r) if r.end == off => r.end = off + i.len,
+                _ => runs.push(off..off + i.len),
+            }
+        }
+        off += i.len;
+    }
+    runs
+}
+
+/// The copy of the NOPs at `r` in the trampoline `out` built at `at`: NOPs, or a jump to
+/// the end of the run over INT3 padding, and nothing else.
+fn check_nop_run(out: &[u8], at: u64, r: &Range<usize>) {
+    let new = decode_all(&out[r.clone()], at + r.start as u64);
+    let nops = new.iter().all(|i| i.mnemonic() == Mnemonic::Nop);
+    let jump_over = new[0].is_jmp_short_or_near()
+        && new[0].near_branch_target() == at + r.end as u64
+        && new[1..].iter().all(|i| i.mnemonic() == Mnemonic::Int3);
+    assert!(
+        nops || jump_over,
+        "NOPs at +{:#x}..+{:#x} became {:02x?}",
+        r.start,
+        r.end,
+        &out[r.clone()]
+    );
+}
+
+/// Checks the trampoline `out` built at `at` from `t` instruction by instruction: each
+/// instruction of the template is at the same offset in the copy (the ORC unwinder relies
+/// on it), with the same length and bytes, except for the rewrites of the builder and of
+/// `text_poke_apply_relocation()`: relocated displacements, a `jmp` rel32 shortened to a
+/// `jmp` rel8 and INT3, and runs of NOPs rewritten as NOPs or a jump over INT3.
 /// Returns how many instructions were relocated (their displacement changed).
 fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: Layout) -> usize {
     let len = t.code.len();
@@ -151,14 +240,28 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
     assert_eq!(layout.ops_offset % 8, 0);
     assert!(layout.ops_offset >= len + RET_AREA);
 
-    let orig = decode_all(t.code, t.addr);
-    let new = decode_all(&out[..len], at);
-    assert_eq!(orig.len(), new.len(), "instruction count differs");
+    // The copy decodes as a whole too, from its first byte.
+    decode_all(&out[..len], at);
+    let runs = nop_runs(t);
     let mut relocated = 0;
-    for (o, n) in orig.iter().zip(&new) {
+    for o in decode_all(t.code, t.addr) {
         let off = (o.ip() - t.addr) as usize;
-        assert_eq!(n.ip() - at, off as u64);
-        assert_eq!(o.len(), n.len(), "length changed at +{off:#x}");
+        if let Some(r) = runs.iter().find(|r| r.contains(&off)) {
+            if r.start == off {
+                check_nop_run(out, at, r);
+                if Some(off) == t.jnz && r.end == off + 2 {
+                    assert_eq!(out[off..off + 2], [0x66, 0x90], "+{off:#x}");
+                }
+            }
+            continue;
+        }
+        let n = decode_all(&out[off..off + o.len()], at + off as u64)[0];
+        let shortened = o.code() == Code::Jmp_rel32_64 && n.code() == Code::Jmp_rel8_64;
+        if shortened {
+            assert!(out[off + 2..off + o.len()].iter().all(|&b| b == 0xcc));
+        } else {
+            assert_eq!(o.len(), n.len(), "length changed at +{off:#x}");
+        }
         let ob = &t.code[off..off + o.len()];
         let nb = &out[off..off + n.len()];
         if off == t.op_ptr {
@@ -172,8 +275,7 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
             assert_eq!(n.len(), 5);
             assert_eq!(n.near_branch_target(), FUNC);
         } else if Some(off) == t.jnz {
-            assert_eq!(o.mnemonic(), Mnemonic::Jne);
-            assert_eq!(nb, [0x66, 0x90], "+{off:#x}: {n}");
+            unreachable!("the jnz is a NOP in the copy");
         } else if o.is_ip_rel_memory_operand() {
             assert_eq!(n.code(), o.code());
             let target = o.ip_rel_memory_address();
@@ -187,8 +289,10 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
                 assert_eq!(n.ip_rel_memory_address(), target, "+{off:#x}");
                 relocated += 1;
             }
-        } else if is_rel_branch(o) {
-            assert_eq!(n.code(), o.code());
+        } else if is_rel_branch(&o) {
+            if !shortened {
+                assert_eq!(n.code(), o.code());
+            }
             let target = o.near_branch_target();
             if inside(t, target) {
                 assert_eq!(n.near_branch_target(), at + (target - t.addr), "+{off:#x}");
@@ -220,7 +324,7 @@ fn check_trampoline(t: &Template<'_>, at: u64, ret: Return, out: &[u8], layout: 
 
 fn build_at(t: &Template<'_>, at: u64, ret: Return) -> Result<(Vec<u8>, Layout), BuildError> {
     let mut out = vec![0u8; Layout::new(t.code.len()).size];
-    build(t, at, OPS, FUNC, ret, &mut out).map(|l| (out, l))
+    build(&Iced, t, at, OPS, FUNC, ret, &mut out).map(|l| (out, l))
 }
 
 #[test]
@@ -240,12 +344,12 @@ fn templates_decode_the_same_as_iced() {
             let t = template(&f, regs);
             let mut off = 0;
             for i in decode_all(t.code, t.addr) {
-                let ours = insn::decode(&t.code[off..]).unwrap_or_else(|e| {
+                let ours = Iced.decode(&t.code[off..]).unwrap_or_else(|e| {
                     panic!("{} +{off:#x} {i}: {e:?}", f.name);
                 });
                 assert_eq!(ours.len, i.len(), "{} +{off:#x} {i}", f.name);
                 assert_eq!(
-                    ours.rel.map(|r| r.kind),
+                    rel_of(&ours).map(|r| r.0),
                     if i.is_ip_rel_memory_operand() {
                         Some(RelKind::Data)
                     } else if is_rel_branch(&i) {
@@ -328,6 +432,7 @@ fn out_of_reach_is_refused() {
         // The call target alone out of reach.
         let mut out = vec![0; Layout::new(t.code.len()).size];
         let r = build(
+            &Iced,
             &t,
             0xffff_ffff_a000_0000,
             OPS,
@@ -412,7 +517,7 @@ fn bad_templates_are_refused() {
     // A wrong output size.
     let mut out = vec![0; Layout::new(t.code.len()).size - 1];
     assert_eq!(
-        build(&t, at, OPS, FUNC, Return::Ret, &mut out),
+        build(&Iced, &t, at, OPS, FUNC, Return::Ret, &mut out),
         Err(BuildError::BadLayout)
     );
 }
@@ -461,21 +566,43 @@ fn synthetic_template_relocates_every_kind() {
     );
 }
 
-/// Our decoder against iced on random bytes: wherever both decode, they agree on the
-/// length and on the relative displacement, and ours refuses nothing that iced decodes
-/// as a plain legacy-map instruction in the templates' style.
+/// The host's `Decoder` against iced's own view of random bytes: it accepts every legacy
+/// encoded instruction but EIP-relative ones and refuses the others, and agrees on the length, on where the
+/// relative displacement sits and what it reaches, and on the kinds the builder tells
+/// apart; the branches it calls relocated are those of `__apply_relocation()`'s opcode
+/// switch. The kernel's `Decoder` gives the same from `struct insn`.
 fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
     let mut d = Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE);
     let i = d.decode();
-    let ours = insn::decode(bytes);
+    let ours = Iced.decode(bytes);
     if i.is_invalid() {
         return Ok(());
     }
-    let Ok(ours) = ours else {
+    if i.memory_base() == Register::EIP {
+        prop_assert_eq!(ours, Err(DecodeError::Unsupported(0x67)), "{}", i);
         return Ok(());
-    };
+    }
+    if i.encoding() != EncodingKind::Legacy {
+        prop_assert!(
+            matches!(ours, Err(DecodeError::Unsupported(_))),
+            "{:02x?} {}: {:?}",
+            &bytes[..i.len()],
+            i,
+            ours
+        );
+        return Ok(());
+    }
+    let ours =
+        ours.map_err(|e| TestCaseError::fail(format!("{:02x?} {i}: {e:?}", &bytes[..i.len()])))?;
     prop_assert_eq!(ours.len, i.len(), "{:02x?} {}", &bytes[..i.len()], i);
-    let want = if i.is_ip_rel_memory_operand() {
+    // An indirect branch is refused as such, whatever its operand.
+    let indirect = matches!(
+        i.flow_control(),
+        FlowControl::IndirectBranch | FlowControl::IndirectCall
+    );
+    let want = if indirect {
+        None
+    } else if i.is_ip_rel_memory_operand() {
         Some(RelKind::Data)
     } else if is_rel_branch(&i) {
         Some(RelKind::Branch)
@@ -483,7 +610,7 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
         None
     };
     prop_assert_eq!(
-        ours.rel.map(|r| r.kind),
+        rel_of(&ours).map(|r| r.0),
         want,
         "{:02x?} {}",
         &bytes[..i.len()],
@@ -499,12 +626,25 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
     } else {
         Kind::Other
     };
-    prop_assert_eq!(ours.kind, kind, "{:02x?} {}", &bytes[..i.len()], i);
-    if let Some(r) = ours.rel {
-        let disp = ours.rel_value(bytes).unwrap();
+    prop_assert_eq!(flow(&ours), kind, "{:02x?} {}", &bytes[..i.len()], i);
+    // The branches whose displacement text_poke_apply_relocation() relocates are those
+    // of its opcode switch: jcc (70-7f, 0f 80-8f), jmp (eb, e9) and call (e8).
+    let op = opcode(bytes);
+    let relocated = matches!(op[0], 0x70..=0x7f | 0xe8 | 0xe9 | 0xeb)
+        || (op[0] == 0x0f && (0x80..=0x8f).contains(&op[1]));
+    prop_assert_eq!(
+        matches!(ours.kind, Kind::Branch(_) | Kind::Jmp32(_)),
+        relocated && ours.kind != Kind::Indirect,
+        "{:02x?} {}",
+        &bytes[..i.len()],
+        i
+    );
+    prop_assert_eq!(matches!(ours.kind, Kind::Jmp32(_)), op[0] == 0xe9);
+    if let Some((what, r)) = rel_of(&ours) {
+        let disp = r.value(bytes).unwrap();
         let next = 0x1000 + i.len() as u64;
         let target = next.wrapping_add(disp as u64);
-        match r.kind {
+        match what {
             RelKind::Data => prop_assert_eq!(target, i.ip_rel_memory_address()),
             RelKind::Branch => {
                 prop_assert!(matches!(
@@ -512,6 +652,7 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
                     FlowControl::UnconditionalBranch
                         | FlowControl::ConditionalBranch
                         | FlowControl::Call
+                        | FlowControl::XbeginXabortXend
                 ));
                 prop_assert_eq!(target, i.near_branch_target());
             }
@@ -548,8 +689,8 @@ proptest! {
     }
 }
 
-/// Our decoder handles every instruction of the templates and of a corpus of typical
-/// kernel instructions; refusing one of them would make the builder give up.
+/// The host's `Decoder` handles every instruction of the templates and of a corpus of
+/// typical kernel instructions; refusing one of them would make the builder give up.
 #[test]
 fn decoder_covers_common_instructions() {
     let corpus: &[&[u8]] = &[
@@ -582,7 +723,9 @@ fn decoder_covers_common_instructions() {
     for bytes in corpus {
         let i = decode_all(bytes, 0x1000);
         assert_eq!(i.len(), 1, "{bytes:02x?}");
-        let ours = insn::decode(bytes).unwrap_or_else(|e| panic!("{bytes:02x?}: {e:?}"));
+        let ours = Iced
+            .decode(bytes)
+            .unwrap_or_else(|e| panic!("{bytes:02x?}: {e:?}"));
         assert_eq!(ours.len, bytes.len(), "{bytes:02x?}");
     }
 }
@@ -759,7 +902,10 @@ fn rel8_branches_to_the_end_stay_relative() {
     s.rel(&[0x75, 0], 1, 1, To::End); // jne end
     s.rel(&[0xeb, 0], 1, 1, To::End); // jmp end
     s.rel(&[0x74, 0], 1, 1, To::EndMinus1); // je end-1
-    s.raw(&[0x90, 0x90]);
+                                            // One NOP at the end, which text_poke_apply_relocation() leaves as it is (a run of
+                                            // NOPs it would rewrite, and a branch into it is refused: see
+                                            // branches_into_runs_of_nops_are_refused).
+    s.raw(&[0x66, 0x90]);
     let (code, op_ptr, call) = s.finish();
     let t = synth(&code, op_ptr, call);
     for at in slot_addresses(&t) {
@@ -1086,7 +1232,7 @@ fn real_templates_hold_nothing_unmovable() {
                     "{what}"
                 );
                 assert_eq!(
-                    insn::decode(&t.code[off..]).unwrap().kind,
+                    flow(&Iced.decode(&t.code[off..]).unwrap()),
                     Kind::Other,
                     "{what}"
                 );
@@ -1113,5 +1259,269 @@ fn real_templates_hold_nothing_unmovable() {
                 }
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The builder through the `Decoder` trait: it has no opcode table of its own.
+
+/// [`Iced`], recording what the builder asks, and optionally calling every return an
+/// ordinary instruction.
+struct Recording {
+    decoded: std::cell::RefCell<Vec<usize>>,
+    relocated: std::cell::RefCell<Vec<(u64, u64)>>,
+    hide_returns: bool,
+}
+
+impl Recording {
+    fn new(hide_returns: bool) -> Self {
+        Recording {
+            decoded: Default::default(),
+            relocated: Default::default(),
+            hide_returns,
+        }
+    }
+}
+
+impl execslot_host::decode::Decoder for Recording {
+    fn decode(&self, code: &[u8]) -> Result<Insn, DecodeError> {
+        self.decoded.borrow_mut().push(code.len());
+        let mut i = Iced.decode(code)?;
+        if self.hide_returns && i.kind == Kind::Ret {
+            i.kind = Kind::Other;
+        }
+        Ok(i)
+    }
+
+    fn relocate(
+        &self,
+        code: &mut [u8],
+        from: u64,
+        to: u64,
+    ) -> Result<(), execslot_host::decode::NoMemory> {
+        self.relocated.borrow_mut().push((from, to));
+        Iced.relocate(code, from, to)
+    }
+}
+
+fn build_with_decoder(
+    d: &impl execslot_host::decode::Decoder,
+    t: &Template<'_>,
+    at: u64,
+) -> Result<Vec<u8>, BuildError> {
+    let mut out = vec![0u8; Layout::new(t.code.len()).size];
+    build(d, t, at, OPS, FUNC, Return::Ret, &mut out).map(|_| out)
+}
+
+/// A `ret` and a `jmp *%rax` in the copied range are refused on what the decoder says,
+/// before anything is relocated; a decoder that called the `ret` something else would
+/// get it built.
+#[test]
+fn refusals_go_through_the_decoder() {
+    let at = 0xffff_ffff_a000_0040;
+    for (insn, what) in [
+        (&[0xc3][..], Unmovable::Ret),
+        (&[0xff, 0xe0][..], Unmovable::Indirect),
+    ] {
+        let (code, op_ptr, call, off) = with_insn(3, 13, insn);
+        let t = synth(&code, op_ptr, call);
+        let d = Recording::new(false);
+        assert_eq!(
+            build_with_decoder(&d, &t, at),
+            Err(BuildError::Unmovable { offset: off, what })
+        );
+        // Every instruction up to the refused one was decoded, none was relocated.
+        assert!(d.decoded.borrow().len() >= 5);
+        assert!(d.relocated.borrow().is_empty());
+    }
+    let (code, op_ptr, call, _) = with_insn(3, 13, &[0xc3]);
+    let t = synth(&code, op_ptr, call);
+    let d = Recording::new(true);
+    assert!(build_with_decoder(&d, &t, at).is_ok());
+    assert_eq!(*d.relocated.borrow(), [(SYNTH_ADDR, at)]);
+}
+
+/// The need_reloc() edge through the trait: a rel32 and a rel8 branch and a RIP-relative
+/// operand to the template's end stay relative (they reach the trampoline's return, at
+/// the same offset), ones to one byte past the end keep their absolute target.
+#[test]
+fn the_template_end_is_inside_through_the_decoder() {
+    let mut s = Synth::new();
+    let jmp32 = s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::End);
+    let jne8 = s.rel(&[0x75, 0], 1, 1, To::End);
+    let lea = s.rel(&[0x48, 0x8d, 0x05, 0, 0, 0, 0], 3, 4, To::End);
+    let past = s.raw(&[0xe8, 0, 0, 0, 0]);
+    s.raw(&[0x48, 0x89, 0xe5]);
+    let (mut code, op_ptr, call) = s.finish();
+    let len = code.len() as u64;
+    // call end+1: just outside.
+    code[past + 1..past + 5].copy_from_slice(&((len + 1 - (past as u64 + 5)) as u32).to_le_bytes());
+    let t = synth(&code, op_ptr, call);
+    for at in slot_addresses(&t) {
+        let d = Recording::new(false);
+        let out = build_with_decoder(&d, &t, at).unwrap_or_else(|e| panic!("{at:#x}: {e:?}"));
+        assert_eq!(*d.relocated.borrow(), [(t.addr, at)]);
+        let one = |off: usize| {
+            Decoder::with_ip(64, &out[off..], at + off as u64, DecoderOptions::NONE).decode()
+        };
+        assert_eq!(one(jmp32).near_branch_target(), at + len);
+        assert_eq!(one(jne8).near_branch_target(), at + len);
+        assert_eq!(one(lea).ip_rel_memory_address(), at + len);
+        assert_eq!(one(past).near_branch_target(), t.addr + len + 1);
+        // At the end: the trampoline's own return.
+        assert_eq!(out[len as usize], 0xc3);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What text_poke_apply_relocation() does besides relocating, and what the builder refuses
+// so that it cannot go wrong.
+
+/// Runs of NOPs become one NOP, as text_poke_apply_relocation() leaves them (and as
+/// alternatives left them in the live template): the mitigations templates hold two
+/// 9-byte CALL_DEPTH_ACCOUNT sites each, 9 single-byte NOPs in vmlinux.
+#[test]
+fn runs_of_nops_become_one_nop() {
+    let f = fixtures()
+        .into_iter()
+        .find(|f| f.config["CONFIG_MITIGATION_CALL_DEPTH_TRACKING"] == "y")
+        .unwrap();
+    const NOP9: [u8; 9] = [0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0];
+    for regs in [false, true] {
+        let t = template(&f, regs);
+        let runs: Vec<usize> = (0..t.code.len() - 9)
+            .filter(|&o| t.code[o..o + 9] == [0x90; 9])
+            .collect();
+        assert_eq!(runs.len(), 2, "regs={regs}: {runs:x?}");
+        let (out, _) = build_at(&t, 0xffff_ffff_a000_0000, Return::Ret).unwrap();
+        for o in runs {
+            assert_eq!(out[o..o + 9], NOP9, "regs={regs} +{o:#x}");
+        }
+    }
+}
+
+/// With call-depth tracking (`retbleed=stuff`) alternatives patch each CALL_DEPTH_ACCOUNT
+/// site of the live template into `sarq $5, %gs:__x86_call_depth(%rip)`: the trampoline
+/// relocates exactly those two %gs-relative operands, which keep their per-CPU address;
+/// without it, it relocates nothing (the op_ptr load and the call are rewritten, the jnz
+/// becomes a NOP).
+#[test]
+fn live_templates_with_and_without_call_depth_tracking() {
+    for f in fixtures() {
+        for regs in [false, true] {
+            let t = template(&f, regs);
+            let at = 0xffff_ffff_a012_3450;
+            let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
+            assert_eq!(check_trampoline(&t, at, Return::Ret, &out, layout), 0);
+            if f.config["CONFIG_MITIGATION_CALL_DEPTH_TRACKING"] != "y" {
+                continue;
+            }
+            let depth = f.syms["__x86_call_depth"];
+            let mut live = t.code.to_vec();
+            let sites: Vec<usize> = (0..live.len() - 9)
+                .filter(|&o| live[o..o + 9] == [0x90; 9])
+                .collect();
+            for &o in &sites {
+                let next = t.addr + o as u64 + 9;
+                let disp = (depth.wrapping_sub(next) as i64) as i32;
+                live[o..o + 9].copy_from_slice(&[0x65, 0x48, 0xc1, 0x3d, 0, 0, 0, 0, 5]);
+                live[o + 4..o + 8].copy_from_slice(&disp.to_le_bytes());
+            }
+            let tl = Template { code: &live, ..t };
+            for at in slot_addresses(&tl) {
+                let (out, layout) = build_at(&tl, at, Return::Ret).unwrap();
+                assert_eq!(check_trampoline(&tl, at, Return::Ret, &out, layout), 2);
+                for &o in &sites {
+                    let n = decode_all(&out[o..o + 9], at + o as u64);
+                    assert_eq!(n[0].segment_prefix(), Register::GS);
+                    assert_eq!(n[0].ip_rel_memory_address(), depth);
+                }
+            }
+        }
+    }
+}
+
+/// A branch into the middle of a run of NOPs would land inside the NOP or INT3 that
+/// text_poke_apply_relocation() makes of the run: refused. One to the run's first byte is
+/// fine.
+#[test]
+fn branches_into_runs_of_nops_are_refused() {
+    for (first, pad) in [(false, 3), (false, 20), (true, 3), (true, 20)] {
+        let mut s = Synth::new();
+        let jmp = s.raw(&[0xeb, 0]);
+        // Not a NOP: a `jmp .+2` would be one, and part of the run.
+        s.raw(&[0x48, 0x89, 0xe5]);
+        let run = s.raw(&vec![0x90; pad]);
+        s.raw(&[0x48, 0x89, 0xe5]);
+        let (mut code, op_ptr, call) = s.finish();
+        let to = if first { run } else { run + 1 };
+        code[jmp + 1] = (to - (jmp + 2)) as u8;
+        let t = synth(&code, op_ptr, call);
+        for at in slot_addresses(&t) {
+            let r = build_at(&t, at, Return::Ret);
+            if first {
+                let (out, layout) = r.unwrap();
+                check_trampoline(&t, at, Return::Ret, &out, layout);
+            } else {
+                assert_eq!(r, Err(BuildError::NotRelocatable { offset: jmp }), "{pad}");
+            }
+        }
+    }
+}
+
+/// `loop`, `jrcxz` and `xbegin` are not relocated by text_poke_apply_relocation(): one
+/// that leaves the template is refused even where it would reach; inside, it is fine.
+#[test]
+fn unrelocated_branches_leaving_the_template_are_refused() {
+    for (bytes, disp, size) in [
+        (&[0xe2, 0][..], 1, 1),                // loop
+        (&[0xe3, 0][..], 1, 1),                // jrcxz
+        (&[0xc7, 0xf8, 0, 0, 0, 0][..], 2, 4), // xbegin
+    ] {
+        for to in [To::BeforeStart, To::End] {
+            let mut s = Synth::new();
+            let off = s.rel(bytes, disp, size, to);
+            s.raw(&[0x48, 0x89, 0xe5]);
+            let (code, op_ptr, call) = s.finish();
+            let t = synth(&code, op_ptr, call);
+            // Close enough for the rel8 to reach its old target from the copy.
+            let at = SYNTH_ADDR + 0x10;
+            let r = build_at(&t, at, Return::Ret);
+            match to {
+                To::End => assert!(r.is_ok(), "{bytes:02x?}: {r:?}"),
+                _ => assert_eq!(
+                    r,
+                    Err(BuildError::NotRelocatable { offset: off }),
+                    "{bytes:02x?}"
+                ),
+            }
+        }
+    }
+}
+
+/// text_poke_apply_relocation() shortens a `jmp` rel32 to a `jmp` rel8 where its
+/// displacement plus the move distance fits a byte, also when the jump stays inside and
+/// needs no relocation, so to the wrong target: the builder refuses such a jump when the
+/// trampoline lies that close to its template, and with the distance zero the
+/// shortened jump is right.
+#[test]
+fn jmp32_that_would_be_shortened_wrongly_is_refused() {
+    let mut s = Synth::new();
+    let jmp = s.rel(&[0xe9, 0, 0, 0, 0], 1, 4, To::End);
+    s.raw(&[0x48, 0x89, 0xe5]);
+    let (code, op_ptr, call) = s.finish();
+    let t = synth(&code, op_ptr, call);
+    assert_eq!(
+        build_at(&t, SYNTH_ADDR + 0x40, Return::Ret),
+        Err(BuildError::NotRelocatable { offset: jmp })
+    );
+    let (out, layout) = build_at(&t, SYNTH_ADDR, Return::Ret).unwrap();
+    assert_eq!(out[jmp], 0xeb);
+    check_trampoline(&t, SYNTH_ADDR, Return::Ret, &out, layout);
+    // Far away, the jump keeps its rel32 and reaches the trampoline's return.
+    for at in slot_addresses(&t) {
+        let (out, layout) = build_at(&t, at, Return::Ret).unwrap();
+        assert_eq!(out[jmp], 0xe9);
+        check_trampoline(&t, at, Return::Ret, &out, layout);
     }
 }

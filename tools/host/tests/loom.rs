@@ -1,4 +1,4 @@
-//! Model checks (loom) of the lock-free lookups of kernel/execslot/placement.rs against
+//! Model checks (loom) of the lock-free lookups of mm/execslot/placement.rs against
 //! serialised changes. The placement module is built on loom's atomics with `--cfg loom`
 //! (a target directory of its own keeps the two builds apart):
 //!
@@ -215,7 +215,7 @@ impl Spec {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let map = PageMap::new();
             for &(f, n) in self.live {
-                map.mark(f, n);
+                assert_eq!(map.mark(f, n), Ok(()));
             }
             // An `Rc`, not loom's `Arc`: loom runs the threads of a model on one OS thread
             // and its `spawn` does not need `Send`, and a loom `Arc` adds an operation to
@@ -245,7 +245,7 @@ impl Spec {
                                     // SAFETY: written once, before the slot is marked.
                                     unsafe { *p = base + i + 1 }
                                 });
-                                sh.map.mark(f, n);
+                                assert_eq!(sh.map.mark(f, n), Ok(()));
                             }
                             Op::Free(f, n) => assert_eq!(sh.map.free(f, n), Ok(())),
                         }

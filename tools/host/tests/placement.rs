@@ -1,4 +1,4 @@
-//! Tests of kernel/execslot/placement.rs: unit tests and property tests against a
+//! Tests of mm/execslot/placement.rs: unit tests and property tests against a
 //! reference model (one bool per granule, a list of live slots). The concurrent lookups
 //! are model-checked in tests/loom.rs, with `--cfg loom`, which these tests do not build
 //! with (loom's atomics only work inside a loom model).
@@ -99,7 +99,7 @@ fn extreme_slots_and_out_of_page_marks() {
     let m = PageMap::new();
     // The last granule alone, then the rest of the page: the entries at both ends of the
     // encoding.
-    m.mark(GRANULES - 1, 1);
+    assert_eq!(m.mark(GRANULES - 1, 1), Ok(()));
     assert_eq!(m.slot_at(GRANULES - 1), Some((GRANULES - 1, 1)));
     assert_eq!(m.alloc(GRANULES - 1), Some(0));
     assert_eq!(m.slot_at(GRANULES - 2), Some((0, GRANULES - 1)));
@@ -109,12 +109,18 @@ fn extreme_slots_and_out_of_page_marks() {
     );
     assert_eq!(m.free(GRANULES - 1, 1), Ok(()));
     assert_eq!(m.free(0, GRANULES - 1), Ok(()));
-    // Marks that do not fit in the page change nothing.
-    m.mark(0, 0);
-    m.mark(GRANULES, 1);
-    m.mark(GRANULES - 1, 2);
-    m.mark(1, usize::MAX);
-    m.mark(usize::MAX, 2);
+    // Marks that do not fit in the page are refused and change nothing.
+    for (f, n) in [(0, 0), (GRANULES, 1), (GRANULES - 1, 2), (1, usize::MAX), (usize::MAX, 2)] {
+        assert_eq!(m.mark(f, n), Err(PlacementError::BadSize));
+    }
+    assert!(m.is_empty());
+    // So are marks over granules that are not free: a slot, or a part of one.
+    assert_eq!(m.mark(4, 4), Ok(()));
+    for (f, n) in [(4, 4), (0, 5), (7, 1), (5, 2), (7, 3)] {
+        assert_eq!(m.mark(f, n), Err(PlacementError::NotFree));
+    }
+    assert_eq!(m.each_slot().collect::<Vec<_>>(), [(4, 4)]);
+    assert_eq!(m.free(4, 4), Ok(()));
     assert!(m.is_empty());
     assert_eq!(m.slot_at(usize::MAX), None);
     assert!(!m.is_used(GRANULES));

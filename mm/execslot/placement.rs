@@ -81,6 +81,8 @@ pub enum PlacementError {
     BadSize,
     /// A free that does not match a live slot exactly.
     NotASlot,
+    /// A mark of granules that are not all free.
+    NotFree,
 }
 
 /// Number of granules a slot of `size` bytes takes.
@@ -249,24 +251,30 @@ impl PageMap {
     /// run of `n` granules. Callers serialise changes.
     pub fn alloc(&self, n: usize) -> Option<usize> {
         let (first, _) = self.find(n)?;
-        self.mark(first, n);
+        self.mark(first, n).ok()?;
         Some(first)
     }
 
-    /// Marks granules `first..first + n` as one slot and publishes it; they must be free.
+    /// Marks granules `first..first + n` as one slot and publishes it.
     /// Separate from [`PageMap::find`] so that a caller can fill the slot between the two:
-    /// a lookup that finds the slot sees what was written before the call. Does nothing
-    /// when the granules are not inside the page.
-    pub fn mark(&self, first: usize, n: usize) {
+    /// a lookup that finds the slot sees what was written before the call. Refuses, and
+    /// changes nothing, when the granules are not all inside the page and free.
+    pub fn mark(&self, first: usize, n: usize) -> Result<(), PlacementError> {
         if n == 0 || first >= GRANULES || n > GRANULES - first {
-            return;
+            return Err(PlacementError::BadSize);
+        }
+        let run = &self.slot[first..first + n];
+        // Changes are serialised: the last change of each entry is visible here.
+        if run.iter().any(|s| s.load(Ordering::Relaxed) != FREE) {
+            return Err(PlacementError::NotFree);
         }
         let e = encode(first, n);
-        for s in &self.slot[first + 1..first + n] {
+        for s in &run[1..] {
             s.store(e, Ordering::Release);
         }
         // Publishes the slot.
-        self.slot[first].store(e, Ordering::Release);
+        run[0].store(e, Ordering::Release);
+        Ok(())
     }
 
     /// Releases the slot that starts at granule `first` and spans `n` granules.

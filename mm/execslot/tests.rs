@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit tests of the placement and of the allocator (`CONFIG_EXECSLOT_KUNIT_TEST`).
+
+#[kernel::macros::kunit_tests(execslot_placement)]
+mod placement {
+    use crate::placement::*;
+
+    #[test]
+    fn granule_rounding() {
+        assert_eq!(granules_for(0), Err(PlacementError::BadSize));
+        assert_eq!(granules_for(15), Ok(1));
+        assert_eq!(granules_for(300), Ok(19));
+        assert_eq!(granules_for(PAGE_SIZE), Ok(GRANULES));
+        assert_eq!(granules_for(PAGE_SIZE + 1), Err(PlacementError::BadSize));
+    }
+
+    #[test]
+    fn fill_page_with_smallest_slots() {
+        let m = PageMap::new();
+        let mut n = 0;
+        while let Some(g) = m.alloc(1) {
+            assert_eq!(g, n);
+            n += 1;
+        }
+        assert_eq!(n, GRANULES);
+        assert_eq!(m.slots(), GRANULES);
+        for g in 0..GRANULES {
+            assert_eq!(m.free(g, 1), Ok(()));
+        }
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn lookup_edges_and_bad_free() {
+        let m = PageMap::new();
+        assert_eq!(m.alloc(19), Some(0));
+        assert_eq!(m.alloc(19), Some(19));
+        let (off, size) = (19 * GRANULE, 19 * GRANULE);
+        assert_eq!(m.slot_at_offset(off), Some((off, size)));
+        assert_eq!(m.slot_at_offset(off + size - 1), Some((off, size)));
+        assert_eq!(m.slot_at_offset(off + size), None);
+        assert_eq!(m.free(20, 18), Err(PlacementError::NotASlot));
+        assert_eq!(m.free(19, 19), Ok(()));
+        assert_eq!(m.slot_at_offset(off), None);
+        assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
+    }
+
+    /// One CPU looks up every granule near the slots that another CPU allocates and
+    /// frees, with random sizes, in the same page: every answer is `None` or a slot
+    /// exactly as it was marked, never two neighbours merged or a part of one, and a slot
+    /// that stays live (pinned in the middle, its neighbours changing) is always found.
+    #[test]
+    fn lookups_race_with_changes() -> kernel::error::Result {
+        use core::sync::atomic::AtomicBool;
+        use core::sync::atomic::AtomicU64;
+        use core::sync::atomic::AtomicUsize;
+        use core::sync::atomic::Ordering;
+        use kernel::alloc::flags::GFP_KERNEL;
+        use kernel::alloc::KBox;
+        use kernel::init::InPlaceInit;
+        use kernel::sync::Arc;
+        use kernel::sync::Completion;
+
+        /// The pinned slot, live throughout.
+        const PIN: (usize, usize) = (40, 2);
+        /// Slots are placed in the first `LIMIT` granules, around the pinned one.
+        const LIMIT: usize = 82;
+        /// Longest slot, in granules.
+        const MAX: usize = 8;
+
+        struct Shared {
+            map: PageMap,
+            /// Bit `n - 1` of word `first`: a slot (first, n) was marked.
+            marked: [AtomicU64; LIMIT],
+            stop: AtomicBool,
+            checked: AtomicUsize,
+            wrong: AtomicUsize,
+            pin_missed: AtomicUsize,
+        }
+
+        let shared = Arc::new(
+            Shared {
+                map: PageMap::new(),
+                marked: [const { AtomicU64::new(0) }; LIMIT],
+                stop: AtomicBool::new(false),
+                checked: AtomicUsize::new(0),
+                wrong: AtomicUsize::new(0),
+                pin_missed: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        assert_eq!(shared.map.mark(PIN.0, PIN.1), Ok(()));
+        let started = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let (s, st, d) = (shared.clone(), started.clone(), done.clone());
+        // Unbound: the reader runs on whichever CPU is free, the other one on a
+        // two-CPU machine, while this thread changes the slots.
+        kernel::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
+            st.complete_all();
+            while !s.stop.load(Ordering::Relaxed) {
+                for g in 0..LIMIT + 1 {
+                    let got = s.map.slot_at(g);
+                    if (PIN.0..PIN.0 + PIN.1).contains(&g) {
+                        if got != Some(PIN) {
+                            s.pin_missed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    } else if let Some((first, n)) = got {
+                        // The record of (first, n) precedes its marking.
+                        let ok = first <= g
+                            && g < first + n
+                            && (1..=MAX).contains(&n)
+                            && s.marked
+                                .get(first)
+                                .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (n - 1)) != 0);
+                        if !ok {
+                            s.wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    s.checked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            d.complete_all();
+        })?;
+        started.wait_for_completion();
+
+        // Up to eight slots live at a time, freed and replaced in random order.
+        let mut live: KBox<[(usize, usize); 8]> = KBox::new([(0, 0); 8], GFP_KERNEL)?;
+        let mut seed: u32 = 0x1234_5678;
+        let mut changes = 0usize;
+        while changes < 200_000 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = (seed >> 16) as usize % live.len();
+            let (first, n) = live[k];
+            if n != 0 {
+                assert_eq!(shared.map.free(first, n), Ok(()));
+                live[k] = (0, 0);
+            }
+            let n = 1 + (seed >> 8) as usize % MAX;
+            if let Some((first, _)) = shared.map.find(n) {
+                if first + n <= LIMIT {
+                    shared.marked[first].fetch_or(1 << (n - 1), Ordering::Release);
+                    assert_eq!(shared.map.mark(first, n), Ok(()));
+                    live[k] = (first, n);
+                }
+            }
+            changes += 1;
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        done.wait_for_completion();
+        kernel::pr_info!(
+            "{} changes, {} lookups checked\n",
+            changes,
+            shared.checked.load(Ordering::Relaxed)
+        );
+        assert_eq!(shared.wrong.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.pin_missed.load(Ordering::Relaxed), 0);
+        assert!(shared.checked.load(Ordering::Relaxed) > LIMIT);
+        Ok(())
+    }
+}
+
+#[kernel::macros::kunit_tests(execslot)]
+mod slots {
+    use core::ptr;
+    use core::sync::atomic::Ordering;
+
+    use kernel::alloc::flags::GFP_KERNEL;
+    use kernel::alloc::KVec;
+    use kernel::bindings;
+    use kernel::error::code::EINVAL;
+    use kernel::error::code::ERANGE;
+    use kernel::error::Result;
+    use kernel::execmem::Type;
+    use kernel::ffi::c_void;
+    use kernel::prelude::*;
+    use kernel::sync::rcu;
+    use kernel::text_patching::TextMutexGuard;
+
+    use crate::ffi::__execslot_contains;
+    use crate::ffi::__execslot_get_kallsym;
+    use crate::ffi::__execslot_lookup;
+    use crate::ffi::execslot_free_deferred;
+    use crate::placement::GRANULE;
+    use crate::placement::PAGE_SIZE;
+    use crate::slots::stats;
+    use crate::slots::CacheRef;
+
+    /// Takes `text_mutex`, as the C wrappers of the header do around the calls below.
+    fn alloc(cache: CacheRef, size: usize) -> Result<usize> {
+        let text = TextMutexGuard::lock();
+        crate::slots::alloc(text.held(), cache, size)
+    }
+
+    fn write(slot: usize, offset: usize, src: &[u8]) -> Result {
+        let text = TextMutexGuard::lock();
+        // SAFETY: the tests never execute their slots.
+        unsafe { crate::slots::write(text.held(), slot, offset, src) }
+    }
+
+    fn free(slot: usize) -> Result {
+        let text = TextMutexGuard::lock();
+        // SAFETY: the tests never execute their slots.
+        unsafe { crate::slots::free(text.held(), slot) }
+    }
+
+    struct TestCache(bindings::execslot_cache);
+
+    // SAFETY: the cache is never written after its definition.
+    unsafe impl Sync for TestCache {}
+
+    static TEST: TestCache = TestCache(bindings::execslot_cache {
+        name: kernel::str::as_char_ptr_in_const_context(c"execslot_test"),
+        type_: Type::KPROBES.as_raw(),
+        perf_ksymbol: false,
+    });
+
+    fn cache() -> CacheRef {
+        // SAFETY: a static that is never written.
+        unsafe { CacheRef::new(&TEST.0) }
+    }
+
+    fn contains(addr: usize) -> bool {
+        let _guard = rcu::read_lock();
+        // SAFETY: the RCU read lock is held.
+        unsafe { __execslot_contains(addr) }
+    }
+
+    fn lookup(addr: usize) -> Option<(usize, usize)> {
+        let _guard = rcu::read_lock();
+        let (mut start, mut size, mut owner) = (0, 0, ptr::null());
+        // SAFETY: the RCU read lock is held and the outputs are valid.
+        let found = unsafe { __execslot_lookup(addr, &mut start, &mut size, &mut owner) };
+        if found {
+            assert!(ptr::eq(owner, cache().as_ptr()));
+        }
+        found.then_some((start, size))
+    }
+
+    /// Reads the byte at `addr`, which lies in a mapped slot page.
+    fn byte(addr: usize) -> u8 {
+        // SAFETY: the caller passes an address inside a page this allocator holds.
+        unsafe { ptr::read_volatile(addr as *const u8) }
+    }
+
+    #[test]
+    fn sizes_alignment_and_rounding() -> Result {
+        let before = stats(cache());
+        for size in [1, 15, 16, 17, 124, 300, 385, PAGE_SIZE - 16, PAGE_SIZE] {
+            let a = alloc(cache(), size)?;
+            assert_eq!(a % GRANULE, 0);
+            assert_eq!(lookup(a), Some((a, size.div_ceil(GRANULE) * GRANULE)));
+            assert_eq!(stats(cache()).0.slots, before.0.slots + 1);
+            free(a)?;
+        }
+        assert_eq!(stats(cache()).0.slots, before.0.slots);
+        assert_eq!(stats(cache()).0.bytes_held, before.0.bytes_held);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_sizes_and_bad_frees() -> Result {
+        assert_eq!(alloc(cache(), 0), Err(EINVAL));
+        assert_eq!(alloc(cache(), PAGE_SIZE + 1), Err(EINVAL));
+        assert_eq!(alloc(cache(), usize::MAX), Err(EINVAL));
+        let a = alloc(cache(), 64)?;
+        assert_eq!(free(a + GRANULE), Err(EINVAL));
+        assert_eq!(free(0), Err(EINVAL));
+        free(a)?;
+        assert_eq!(free(a), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn lookup_edges() -> Result {
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 300)?;
+        let size = 304;
+        assert!(contains(a));
+        assert!(contains(a + size - 1));
+        assert_eq!(lookup(a + size - 1), Some((a, size)));
+        assert!(!contains(a + size) || lookup(a + size).map(|(s, _)| s) != Some(a));
+        assert!(!contains(a - 1) || lookup(a - 1).map(|(s, _)| s) != Some(a));
+        free(a)?;
+        assert!(!contains(a));
+        assert_eq!(lookup(a), None);
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn write_read_back_and_int3_after_free() -> Result {
+        // A neighbour keeps the page mapped after the slot under test is freed.
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 48)?;
+        for i in 0..48 {
+            assert_eq!(byte(a + i), 0xcc);
+        }
+        let data = [0x90u8; 40];
+        assert_eq!(write(a, 8, &data), Ok(()));
+        assert_eq!(byte(a + 7), 0xcc);
+        assert_eq!(byte(a + 8), 0x90);
+        assert_eq!(byte(a + 47), 0x90);
+        assert_eq!(write(a, 9, &data), Err(EINVAL));
+        assert_eq!(write(a + 16, 0, &data[..1]), Err(EINVAL));
+        free(a)?;
+        for i in 0..48 {
+            assert_eq!(byte(a + i), 0xcc);
+        }
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn reuse_after_free() -> Result {
+        let keep = alloc(cache(), 16)?;
+        let a = alloc(cache(), 200)?;
+        free(a)?;
+        let b = alloc(cache(), 200)?;
+        assert_eq!(a, b);
+        free(b)?;
+        free(keep)?;
+        Ok(())
+    }
+
+    #[test]
+    fn page_released_when_empty() -> Result {
+        let (_, pages) = stats(cache());
+        // A whole page can only come from a new page.
+        let a = alloc(cache(), PAGE_SIZE)?;
+        assert_eq!(stats(cache()).1, pages + 1);
+        assert!(contains(a));
+        free(a)?;
+        assert_eq!(stats(cache()).1, pages);
+        assert!(!contains(a));
+        Ok(())
+    }
+
+    /// A deferred free keeps the slot live until the reaper ran after a grace period;
+    /// meanwhile the slot cannot be freed again.
+    #[test]
+    fn deferred_free() -> Result {
+        let (before, pages) = stats(cache());
+        let a = alloc(cache(), 100)?;
+        {
+            // The reaper frees with text_mutex held: holding it here keeps the slot
+            // pending for the checks below, whenever the work runs.
+            let text = TextMutexGuard::lock();
+            // SAFETY: `a` is a live slot that nothing executes.
+            assert_eq!(unsafe { execslot_free_deferred(a as *mut c_void) }, 0);
+            assert!(contains(a));
+            assert_eq!(stats(cache()).0.pending, before.pending + 1);
+            // SAFETY: the tests never execute their slots.
+            assert_eq!(unsafe { crate::slots::free(text.held(), a) }, Err(EINVAL));
+            // SAFETY: as above; refused, since it waits already.
+            let again = unsafe { execslot_free_deferred(a as *mut c_void) };
+            assert_eq!(again, EINVAL.to_errno());
+        }
+        // SAFETY: `execslot_flush_deferred()` only waits for the reaper work; this is
+        // process context and `text_mutex`, which the work takes, is not held.
+        unsafe { bindings::execslot_flush_deferred() };
+        assert!(!contains(a));
+        let (after, pages_after) = stats(cache());
+        assert_eq!(after.slots, before.slots);
+        assert_eq!(after.pending, before.pending);
+        assert_eq!(pages_after, pages);
+        Ok(())
+    }
+
+    /// The kallsyms walk visits exactly the cache's slots, in address order, and
+    /// counts them off `symnum`.
+    #[test]
+    fn kallsyms_walk() -> Result {
+        let walk = |n: u32| {
+            let _guard = rcu::read_lock();
+            let (mut symnum, mut value, mut size) = (n, 0, 0);
+            // SAFETY: the RCU read lock is held; the outputs are valid.
+            let ret = unsafe {
+                __execslot_get_kallsym(cache().as_ptr(), &mut symnum, &mut value, &mut size)
+            };
+            (ret, symnum, value, size)
+        };
+        let (ret, left, _, _) = walk(u32::MAX);
+        assert_eq!(ret, ERANGE.to_errno());
+        let had = u32::MAX - left;
+        // (address, rounded size), sorted by address.
+        let mut slots = [
+            (alloc(cache(), 20)?, 32),
+            (alloc(cache(), 200)?, 208),
+            (alloc(cache(), 2000)?, 2000),
+        ];
+        slots.sort_unstable();
+        let mut seen = 0;
+        let mut last = 0;
+        for n in 0..had + 3 {
+            let (ret, _, value, size) = walk(n);
+            assert_eq!(ret, 0);
+            assert!(value > last);
+            last = value;
+            if let Some(&(_, want)) = slots.iter().find(|&&(a, _)| a == value) {
+                assert_eq!(size, want);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 3);
+        let (ret, left, _, _) = walk(had + 3);
+        assert_eq!((ret, left), (ERANGE.to_errno(), 0));
+        for (a, _) in slots {
+            free(a)?;
+        }
+        Ok(())
+    }
+
+    /// Memory per object for a small and a trampoline-sized object: 512 of them take no
+    /// more pages than best fit allows, and the accounting covers exactly their bytes.
+    #[test]
+    fn bytes_per_object() -> Result {
+        const N: usize = 512;
+        for size in [15usize, 300] {
+            let rounded = size.div_ceil(GRANULE) * GRANULE;
+            let (before, pages) = stats(cache());
+            let mut slots = KVec::with_capacity(N, GFP_KERNEL)?;
+            for _ in 0..N {
+                slots.push(alloc(cache(), size)?, GFP_KERNEL)?;
+            }
+            let (after, pages_after) = stats(cache());
+            let used = pages_after - pages;
+            // At most: holes in pages shared with other users may take some.
+            assert!(used <= N.div_ceil(PAGE_SIZE / rounded));
+            assert_eq!(after.bytes_held - before.bytes_held, N * rounded);
+            pr_info!(
+                "{} objects of {} bytes: {} pages, {} bytes of executable memory per object\n",
+                N,
+                size,
+                used,
+                used * PAGE_SIZE / N
+            );
+            for a in slots {
+                free(a)?;
+            }
+            assert_eq!(stats(cache()).1, pages);
+        }
+        Ok(())
+    }
+
+    /// One worker of `concurrent_alloc_write_free`: allocates, fills, checks and frees
+    /// slots, keeping up to eight alive at a time.
+    fn churn(worker: u32) -> Result {
+        let mut live: [(usize, usize, u8); 8] = [(0, 0, 0); 8];
+        let mut seed = 0x9e37_79b9u32 ^ worker;
+        for i in 0..300usize {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let k = i % live.len();
+            let (old, size, fill) = live[k];
+            if old != 0 {
+                for j in 0..size {
+                    if byte(old + j) != fill {
+                        return Err(EINVAL);
+                    }
+                }
+                free(old)?;
+            }
+            let size = 1 + (seed >> 8) as usize % 400;
+            let fill = (seed >> 24) as u8 | 1;
+            let a = alloc(cache(), size)?;
+            let mut buf = [0u8; 400];
+            buf[..size].fill(fill);
+            write(a, 0, &buf[..size])?;
+            live[k] = (a, size, fill);
+        }
+        for &(a, _, _) in live.iter() {
+            if a != 0 {
+                free(a)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_alloc_write_free() -> Result {
+        use core::sync::atomic::AtomicUsize;
+        use kernel::sync::Arc;
+        use kernel::sync::Completion;
+
+        const WORKERS: u32 = 4;
+        let before = stats(cache());
+        let failures = Arc::new(AtomicUsize::new(0), GFP_KERNEL)?;
+        let mut done = KVec::new();
+        for w in 0..WORKERS {
+            let c = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+            let (c2, f) = (c.clone(), failures.clone());
+            kernel::workqueue::system_long().try_spawn(GFP_KERNEL, move || {
+                if churn(w).is_err() {
+                    f.fetch_add(1, Ordering::Relaxed);
+                }
+                c2.complete_all();
+            })?;
+            done.push(c, GFP_KERNEL)?;
+        }
+        for c in done.iter() {
+            c.wait_for_completion();
+        }
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
+        let after = stats(cache());
+        assert_eq!(after.0.slots, before.0.slots);
+        assert_eq!(after.0.bytes_held, before.0.bytes_held);
+        assert_eq!(after.1, before.1);
+        Ok(())
+    }
+
+    #[test]
+    fn many_random_slots_do_not_overlap() -> Result {
+        let before = stats(cache());
+        let mut slots = KVec::new();
+        let mut seed: u32 = 0x2545_f491;
+        for _ in 0..400 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let size = 1 + (seed >> 8) as usize % 512;
+            slots.push((alloc(cache(), size)?, size), GFP_KERNEL)?;
+        }
+        slots.sort_unstable_by_key(|&(a, _)| a);
+        for w in slots.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0);
+        }
+        let held: usize = slots
+            .iter()
+            .map(|&(_, s)| s.div_ceil(GRANULE) * GRANULE)
+            .sum();
+        assert_eq!(stats(cache()).0.bytes_held, before.0.bytes_held + held);
+        for &(a, _) in slots.iter() {
+            free(a)?;
+        }
+        let after = stats(cache());
+        assert_eq!(after.0.slots, before.0.slots);
+        assert_eq!(after.0.bytes_held, before.0.bytes_held);
+        assert_eq!(after.1, before.1);
+        Ok(())
+    }
+}
