@@ -6,8 +6,8 @@
 //! each took a whole page of executable memory, or a cache of their own. This allocator
 //! hands out slots of any size up to a page, in [`placement::GRANULE`]-byte granules, from
 //! pages shared by every user of the same execmem type. The C API is in
-//! `include/linux/execslot.h`; the C half (initialisation, debugfs files, the deferred-free
-//! work, perf events) is in `glue.c`.
+//! `include/linux/execslot.h`; the C half (debugfs files, the deferred-free work, perf
+//! events, fault injection) is in `glue.c`.
 //!
 //! - Pages are [`ExecMem`] allocations, read-only and executable from the moment they are
 //!   mapped; their contents are only written by text patching, under `text_mutex`, which
@@ -18,7 +18,7 @@
 //!   (`table.rs`), which writers replace under RCU, and the atomic entries of
 //!   [`placement::PageMap`], which give only exact slots. They call nothing, cannot panic,
 //!   and are blacklisted for kprobes.
-//! - Changes are serialised by one mutex, [`slots::STATE`], taken inside `text_mutex`. Its
+//! - Changes are serialised by one mutex, `slots::STATE`, taken inside `text_mutex`. Its
 //!   guard carries the only [`table::Writer`], which the functions that change the table
 //!   take; the table's pages are borrowed from that or, in the lookups, on the promise of
 //!   an RCU read-side critical section, for no longer than either is held.

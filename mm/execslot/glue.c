@@ -82,7 +82,6 @@ void execslot_flush_deferred(void)
 {
 	flush_work(&execslot_reap_work);
 }
-EXPORT_SYMBOL_GPL(execslot_flush_deferred);
 
 #ifdef CONFIG_FAIL_EXECSLOT
 static DECLARE_FAULT_ATTR(fail_execslot);

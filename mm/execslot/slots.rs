@@ -280,8 +280,10 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
         // The slot's end, before it leaves the lookups.
         c.announce(slot, size, true);
     }
+    // `first < GRANULES`: the product is below a page.
+    let off = first.wrapping_mul(GRANULE);
     // SAFETY: the slot lies inside the page, and nothing executes it (the caller's guarantee).
-    unsafe { held.set(&page.mem, first * GRANULE, INT3, size)? };
+    unsafe { held.set(&page.mem, off, INT3, size)? };
     page.map.free(first, size / GRANULE).map_err(|_| EINVAL)?;
     page.set_owner(w, first, NO_OWNER);
     w.changed();

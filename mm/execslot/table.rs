@@ -122,7 +122,7 @@ pub fn generation() -> u64 {
 ///
 /// # Invariants
 ///
-/// `pages` is the array of a [`Table`] that was loaded from [`TABLE`], and every page in it
+/// `pages` is the array of a `Table` that was loaded from `TABLE`, and every page in it
 /// stays allocated for `'g`: the borrow is made under an RCU read-side critical section or
 /// under the [`Writer`], both held for `'g`.
 #[derive(Clone, Copy)]

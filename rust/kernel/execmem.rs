@@ -67,8 +67,9 @@ impl Type {
 ///
 /// # Invariants
 ///
-/// `ptr` is page aligned and is the start of a live allocation of `pages * PAGE_SIZE` bytes
-/// from `execmem_alloc()` of type `ty`, read-only and executable, owned by this value.
+/// `ptr` is page aligned and is the start of a live allocation of `size` bytes (a whole
+/// number of pages) from `execmem_alloc()` of type `ty`, read-only and executable, owned by
+/// this value.
 ///
 /// # Examples
 ///
@@ -86,7 +87,7 @@ impl Type {
 /// ```
 pub struct ExecMem {
     ptr: NonNull<c_void>,
-    pages: usize,
+    size: usize,
     ty: Type,
 }
 
@@ -107,6 +108,8 @@ impl ExecMem {
     /// fill them with text patching before use.
     pub fn alloc_rox(ty: Type, pages: usize) -> Result<Self> {
         let size = pages.checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        // `set_memory_rox()` counts pages in an `int`.
+        let npages = i32::try_from(pages).map_err(|_| EINVAL)?;
         if size == 0 {
             return Err(EINVAL);
         }
@@ -115,12 +118,11 @@ impl ExecMem {
         // INVARIANT: the allocation is owned by the new value; what is left to prove (page
         // alignment, permissions) is checked below, and the value is dropped (the memory
         // freed) on failure.
-        let mem = Self { ptr, pages, ty };
+        let mem = Self { ptr, size, ty };
         if mem.addr() % PAGE_SIZE != 0 {
             return Err(EINVAL);
         }
         if !ty.is_rox() {
-            let npages = i32::try_from(pages).map_err(|_| EINVAL)?;
             // SAFETY: the range is the whole of an allocation that nothing else knows of
             // yet; `execmem_free()` restores the permissions (`VM_FLUSH_RESET_PERMS`).
             to_result(unsafe { bindings::set_memory_rox(mem.addr(), npages) })?;
@@ -135,8 +137,7 @@ impl ExecMem {
 
     /// Size in bytes, a whole number of pages.
     pub fn size(&self) -> usize {
-        // Cannot overflow: checked in `alloc_rox()`.
-        self.pages * PAGE_SIZE
+        self.size
     }
 
     /// The type the memory was allocated with.
