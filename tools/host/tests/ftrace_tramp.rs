@@ -616,16 +616,7 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
         &bytes[..i.len()],
         i
     );
-    let kind = if i.mnemonic() == Mnemonic::Ret {
-        Kind::Ret
-    } else if matches!(
-        i.flow_control(),
-        FlowControl::IndirectBranch | FlowControl::IndirectCall
-    ) {
-        Kind::Indirect
-    } else {
-        Kind::Other
-    };
+    let kind = common::ret_or_indirect(&i).unwrap_or(Kind::Other);
     prop_assert_eq!(flow(&ours), kind, "{:02x?} {}", &bytes[..i.len()], i);
     // The branches whose displacement text_poke_apply_relocation() relocates are those
     // of its opcode switch: jcc (70-7f, 0f 80-8f), jmp (eb, e9) and call (e8).

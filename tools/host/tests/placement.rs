@@ -110,7 +110,13 @@ fn extreme_slots_and_out_of_page_marks() {
     assert_eq!(m.free(GRANULES - 1, 1), Ok(()));
     assert_eq!(m.free(0, GRANULES - 1), Ok(()));
     // Marks that do not fit in the page are refused and change nothing.
-    for (f, n) in [(0, 0), (GRANULES, 1), (GRANULES - 1, 2), (1, usize::MAX), (usize::MAX, 2)] {
+    for (f, n) in [
+        (0, 0),
+        (GRANULES, 1),
+        (GRANULES - 1, 2),
+        (1, usize::MAX),
+        (usize::MAX, 2),
+    ] {
         assert_eq!(m.mark(f, n), Err(PlacementError::BadSize));
     }
     assert!(m.is_empty());

@@ -13,6 +13,21 @@ use iced_x86::{
 /// iced-x86 and a model of `text_poke_apply_relocation()`.
 pub struct Iced;
 
+/// [`Kind::Ret`] or [`Kind::Indirect`] if iced-x86 says `i` is a near return or an indirect
+/// branch or call, the instructions the builder refuses inside the copied range.
+pub fn ret_or_indirect(i: &iced_x86::Instruction) -> Option<Kind> {
+    if i.mnemonic() == Mnemonic::Ret {
+        Some(Kind::Ret)
+    } else if matches!(
+        i.flow_control(),
+        FlowControl::IndirectBranch | FlowControl::IndirectCall
+    ) {
+        Some(Kind::Indirect)
+    } else {
+        None
+    }
+}
+
 /// The kernel's NOPs of each length up to 11 (`x86_nops[]`, BYTES_NOP1 to BYTES_NOP11).
 const NOPS: [&[u8]; 12] = [
     &[],
@@ -102,13 +117,8 @@ impl Decoder for Iced {
             offset: c.immediate_offset(),
             size: c.immediate_size(),
         };
-        let kind = if i.mnemonic() == Mnemonic::Ret {
-            Kind::Ret
-        } else if matches!(
-            i.flow_control(),
-            FlowControl::IndirectBranch | FlowControl::IndirectCall
-        ) {
-            Kind::Indirect
+        let kind = if let Some(k) = ret_or_indirect(&i) {
+            k
         } else if i.is_jmp_near() {
             Kind::Jmp32(imm)
         } else if i.is_jcc_short_or_near() || i.is_jmp_short() || i.is_call_near() {
