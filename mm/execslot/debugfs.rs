@@ -57,10 +57,10 @@ pub(crate) fn stats_show(m: &SeqFile) {
 pub(crate) fn slots_show(m: &SeqFile, show_addr: bool) {
     let state = STATE.lock();
     for p in state.table.pages().iter() {
-        for (first, n) in p.map.each_slot() {
+        for (first, n, owner) in p.map.each_slot() {
             let name = state
                 .caches
-                .get(p.owner(first))
+                .get(usize::from(owner))
                 .map_or(c"?", |c| c.cache.name());
             let addr = if show_addr { p.granule_addr(first) } else { 0 };
             seq_print!(

@@ -234,11 +234,13 @@ pub unsafe extern "C" fn __execslot_lookup(
     let Some((p, rel)) = pages.page_of(addr) else {
         return false;
     };
-    let Some((first, n)) = p.map.slot_at(rel >> GRANULE_SHIFT) else {
+    // The owner is the slot's tag, read with it: never the owner of a slot that took its
+    // place meanwhile.
+    let Some((first, n, id)) = p.map.tagged_slot_at(rel >> GRANULE_SHIFT) else {
         return false;
     };
     let owner = CACHES
-        .get(p.owner(first))
+        .get(usize::from(id))
         .map_or(core::ptr::null_mut(), |c| {
             c.load(core::sync::atomic::Ordering::Acquire)
         });

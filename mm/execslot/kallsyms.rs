@@ -87,8 +87,9 @@ pub(crate) fn get_kallsym(
         let (this, from) = (i, if i == from_page { from_granule } else { 0 });
         // Cannot wrap: `i < pages.len()`.
         i = i.wrapping_add(1);
-        for (first, n) in p.map.each_slot_from(from) {
-            if p.owner(first) != id {
+        // The owner is the slot's tag, read with the slot.
+        for (first, n, owner) in p.map.each_slot_from(from) {
+            if usize::from(owner) != id {
                 continue;
             }
             match left.checked_sub(1) {

@@ -6,8 +6,11 @@
 //! crate for tests. A page is cut into [`GRANULE`]-byte granules. A slot is a run of granules;
 //! every granule has an atomic entry that names the slot it belongs to, as its first granule
 //! and its length, or says that the granule is free, so the slot around any address can be
-//! found from that one granule (and the slot's first), without a list of slots. The entries
-//! take two bytes per granule, 512 bytes per page.
+//! found from that one granule (and the slot's first), without a list of slots. The entry
+//! also holds a tag that the caller chose for the slot (the allocator: which cache owns
+//! it), so that a lookup reads the slot and its tag in one load, and never pairs a slot
+//! with the tag of another one that took its place. The entries take four bytes per
+//! granule, 1 KiB per page.
 //!
 //! Placement is best fit: a request of `n` granules takes the smallest free run of at
 //! least `n` granules, the lowest such run on a tie. A page therefore refuses a request
@@ -19,27 +22,29 @@
 //! the same time from any context, NMI included. A lookup is at most two atomic loads,
 //! without a loop or a retry; [`PageMap::each_slot`] makes at most [`GRANULES`] lookups.
 //!
-//! - Every granule of a slot `(first, n)` holds the same value, which encodes `(first, n)`;
-//!   a free granule holds `FREE`, which encodes no slot.
+//! - Every granule of a slot `(first, n)` with tag `t` holds the same value, which encodes
+//!   `(first, n, t)`; a free granule holds `FREE`, which encodes no slot.
 //! - [`PageMap::mark`] stores the value into granules `first + 1..first + n`, then into
 //!   `first`: that last store publishes the slot. [`PageMap::free`] stores `FREE` into
 //!   `first`, which unpublishes the slot, then into the other granules. All these stores
 //!   are `Release`.
 //! - A lookup of granule `g` loads its entry (`Acquire`). `FREE` gives `None`. A value
-//!   `(first, n)` with `first == g` is the slot. Otherwise the lookup loads the entry of
-//!   `first` (`Acquire`) and returns `(first, n)` only if that holds the very same value.
+//!   `(first, n, t)` with `first == g` is the slot. Otherwise the lookup loads the entry of
+//!   `first` (`Acquire`) and returns `(first, n, t)` only if that holds the very same value.
 //!
 //! What a lookup returns, then:
 //!
-//! 1. `None` or exactly a slot, never two slots merged nor a part of one: the value
-//!    `(first, n)` is only ever stored by a mark of that very slot.
+//! 1. `None` or exactly a slot with its tag, never two slots merged nor a part of one,
+//!    never the tag of another slot: the value `(first, n, t)` is only ever stored by a
+//!    mark of that very slot with that tag.
 //! 2. Only a published slot, and everything the writer did before [`PageMap::mark`] (the
 //!    slot's contents) is visible to the caller: the lookup loaded the value from the
 //!    slot's first granule, where mark stores it last, with `Release`, and the `Acquire`
 //!    load synchronises with that store. The load cannot read from an older slot of the
 //!    same place and size: if the lookup first loaded another granule, that `Acquire` load
 //!    read from a `Release` store of the newer mark, which comes after the older slot's
-//!    free, so the first granule held `FREE` or the newer slot by then.
+//!    free, so the first granule held `FREE` or the newer slot by then. (A slot of the same
+//!    place, size and tag is the same answer.)
 //! 3. A slot appears and goes at once. A reader that found it finds it at every granule
 //!    until it is freed: by 2 it sees all the values that mark stored. A reader that
 //!    loaded `FREE` (or a newer value) from a granule of a slot being freed read from a
@@ -54,11 +59,11 @@
 //! `tools/host/tests/loom.rs` model-checks 1 to 4 (with loom's atomics: `--cfg loom`).
 
 #[cfg(not(loom))]
-use core::sync::atomic::AtomicU16;
+use core::sync::atomic::AtomicU32;
 #[cfg(not(loom))]
 use core::sync::atomic::Ordering;
 #[cfg(loom)]
-use loom::sync::atomic::AtomicU16;
+use loom::sync::atomic::AtomicU32;
 #[cfg(loom)]
 use loom::sync::atomic::Ordering;
 
@@ -96,29 +101,32 @@ pub fn granules_for(size: usize) -> Result<usize, PlacementError> {
 /// The allocation state of one page.
 pub struct PageMap {
     /// For each granule, the slot that it belongs to (see [`encode`]), or [`FREE`].
-    slot: [AtomicU16; GRANULES],
+    slot: [AtomicU32; GRANULES],
 }
 
 /// Entry of a free granule; [`decode`] finds no slot in it.
-const FREE: u16 = u16::MAX;
+const FREE: u32 = u32::MAX;
 
 // A slot's first granule and length minus one fit in a byte each.
 const _: () = assert!(GRANULES <= 256);
 
-/// The entry of the granules of slot `(first, n)`: `first` in the high byte, `n - 1` in
-/// the low one. The caller ensures `n >= 1` and `first + n <= GRANULES`, so the value is
-/// never [`FREE`].
-fn encode(first: usize, n: usize) -> u16 {
-    ((first << 8) | (n - 1)) as u16
+/// The entry of the granules of slot `(first, n)` with tag `tag`: `first` in bits 16-23,
+/// `n - 1` in bits 8-15, the tag in bits 0-7. The caller ensures `n >= 1` and
+/// `first + n <= GRANULES`, so the value is never [`FREE`].
+fn encode(first: usize, n: usize, tag: u8) -> u32 {
+    ((first << 16) | ((n - 1) << 8)) as u32 | u32::from(tag)
 }
 
-/// The slot `(first, n)` that an entry names, if it names one inside the page.
+/// The slot `(first, n, tag)` that an entry names, if it names one inside the page.
 #[inline(always)]
-fn decode(e: u16) -> Option<(usize, usize)> {
-    let first = usize::from(e >> 8);
-    let n = usize::from(e & 0xff) + 1;
+fn decode(e: u32) -> Option<(usize, usize, u8)> {
+    if e == FREE {
+        return None;
+    }
+    let first = ((e >> 16) & 0xff) as usize;
+    let n = ((e >> 8) & 0xff) as usize + 1;
     if first + n <= GRANULES {
-        Some((first, n))
+        Some((first, n, e as u8))
     } else {
         None
     }
@@ -135,7 +143,7 @@ impl PageMap {
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         Self {
-            slot: [const { AtomicU16::new(FREE) }; GRANULES],
+            slot: [const { AtomicU32::new(FREE) }; GRANULES],
         }
     }
 
@@ -143,13 +151,13 @@ impl PageMap {
     #[cfg(loom)]
     pub fn new() -> Self {
         Self {
-            slot: core::array::from_fn(|_| AtomicU16::new(FREE)),
+            slot: core::array::from_fn(|_| AtomicU32::new(FREE)),
         }
     }
 
     /// Entry of granule `g`, for the writer, whose changes are serialised: it sees its own
     /// stores and those of the writers before it.
-    fn entry(&self, g: usize) -> u16 {
+    fn entry(&self, g: usize) -> u32 {
         self.slot[g].load(Ordering::Relaxed)
     }
 
@@ -167,30 +175,30 @@ impl PageMap {
     /// Number of live slots.
     pub fn slots(&self) -> usize {
         (0..GRANULES)
-            .filter(|&g| decode(self.entry(g)).is_some_and(|(first, _)| first == g))
+            .filter(|&g| decode(self.entry(g)).is_some_and(|(first, _, _)| first == g))
             .count()
     }
 
-    /// The live slots in address order, as (first granule, granules). Lock-free, like
+    /// The live slots in address order, as (first granule, granules, tag). Lock-free, like
     /// [`PageMap::slot_at`], and as exact: a slot live the whole time is seen, one that
-    /// changes meanwhile may be missed or seen, and what is seen is a slot.
-    pub fn each_slot(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// changes meanwhile may be missed or seen, and what is seen is a slot, with its tag.
+    pub fn each_slot(&self) -> impl Iterator<Item = (usize, usize, u8)> + '_ {
         self.each_slot_from(0)
     }
 
     /// As [`PageMap::each_slot`], for the slots that start at granule `from` or later.
-    pub fn each_slot_from(&self, from: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub fn each_slot_from(&self, from: usize) -> impl Iterator<Item = (usize, usize, u8)> + '_ {
         let mut g = from;
         core::iter::from_fn(move || {
             while g < GRANULES {
-                match self.slot_at(g) {
-                    Some((first, n)) if first == g => {
+                match self.tagged_slot_at(g) {
+                    Some((first, n, tag)) if first == g => {
                         g = first + n;
-                        return Some((first, n));
+                        return Some((first, n, tag));
                     }
                     // A slot published after its first granule was passed: skip it
                     // (`first + n > g`), it cannot hide a slot that was live meanwhile.
-                    Some((first, n)) => g = first + n,
+                    Some((first, n, _)) => g = first + n,
                     None => g += 1,
                 }
             }
@@ -227,7 +235,7 @@ impl PageMap {
         let mut best: Option<(usize, usize)> = None;
         let mut g = 0;
         while g < GRANULES {
-            if let Some((first, len)) = decode(self.entry(g)) {
+            if let Some((first, len, _)) = decode(self.entry(g)) {
                 // Skip the rest of the slot.
                 g = core::cmp::max(g + 1, first + len);
                 continue;
@@ -247,19 +255,19 @@ impl PageMap {
         best
     }
 
-    /// Takes `n` granules and returns the first one, or `None` when the page has no free
-    /// run of `n` granules. Callers serialise changes.
-    pub fn alloc(&self, n: usize) -> Option<usize> {
+    /// Takes `n` granules for a slot tagged `tag` and returns the first one, or `None` when
+    /// the page has no free run of `n` granules. Callers serialise changes.
+    pub fn alloc(&self, n: usize, tag: u8) -> Option<usize> {
         let (first, _) = self.find(n)?;
-        self.mark(first, n).ok()?;
+        self.mark(first, n, tag).ok()?;
         Some(first)
     }
 
-    /// Marks granules `first..first + n` as one slot and publishes it.
+    /// Marks granules `first..first + n` as one slot tagged `tag` and publishes it.
     /// Separate from [`PageMap::find`] so that a caller can fill the slot between the two:
     /// a lookup that finds the slot sees what was written before the call. Refuses, and
     /// changes nothing, when the granules are not all inside the page and free.
-    pub fn mark(&self, first: usize, n: usize) -> Result<(), PlacementError> {
+    pub fn mark(&self, first: usize, n: usize, tag: u8) -> Result<(), PlacementError> {
         if n == 0 || first >= GRANULES || n > GRANULES - first {
             return Err(PlacementError::BadSize);
         }
@@ -268,7 +276,7 @@ impl PageMap {
         if run.iter().any(|s| s.load(Ordering::Relaxed) != FREE) {
             return Err(PlacementError::NotFree);
         }
-        let e = encode(first, n);
+        let e = encode(first, n, tag);
         for s in &run[1..] {
             s.store(e, Ordering::Release);
         }
@@ -296,17 +304,32 @@ impl PageMap {
     /// Lock-free; see the module's documentation for what it returns while slots change.
     #[inline(always)]
     pub fn slot_at(&self, g: usize) -> Option<(usize, usize)> {
+        self.tagged_slot_at(g).map(|(first, n, _)| (first, n))
+    }
+
+    /// As [`PageMap::slot_at`], with the slot's tag, read with the slot.
+    #[inline(always)]
+    pub fn tagged_slot_at(&self, g: usize) -> Option<(usize, usize, u8)> {
         let e = self.slot.get(g)?.load(Ordering::Acquire);
-        let (first, n) = decode(e)?;
+        let (first, n, tag) = decode(e)?;
         if g == first {
-            return Some((first, n));
+            return Some((first, n, tag));
         }
         // A granule after the first: the slot is there if it is published, as this very
         // slot. (`first < g` always; the test keeps a wrong entry from giving a wrong slot.)
         if first < g && g < first + n && self.slot.get(first)?.load(Ordering::Acquire) == e {
-            Some((first, n))
+            Some((first, n, tag))
         } else {
             None
+        }
+    }
+
+    /// The tag of the slot that starts at granule `first`, if one does.
+    #[inline(always)]
+    pub fn tag(&self, first: usize) -> Option<u8> {
+        match self.tagged_slot_at(first) {
+            Some((f, _, tag)) if f == first => Some(tag),
+            _ => None,
         }
     }
 

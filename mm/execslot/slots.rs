@@ -217,10 +217,9 @@ pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<u
     };
     let w = &state.table;
     let (page, _) = w.pages().page_of(addr).ok_or(EINVAL)?;
-    // id < NO_OWNER, checked by cache_id().
-    page.set_owner(w, first, id as u8);
-    if page.map.mark(first, n).is_err() {
-        page.set_owner(w, first, NO_OWNER);
+    // id < NO_OWNER, checked by cache_id(). The id is the slot's tag: a lookup reads the
+    // owner with the slot.
+    if page.map.mark(first, n, id as u8).is_err() {
         warn_on_once!(true);
         return Err(EINVAL);
     }
@@ -285,7 +284,6 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     // SAFETY: the slot lies inside the page, and nothing executes it (the caller's guarantee).
     unsafe { held.set(&page.mem, off, INT3, size)? };
     page.map.free(first, size / GRANULE).map_err(|_| EINVAL)?;
-    page.set_owner(w, first, NO_OWNER);
     w.changed();
     if let Some(c) = state.caches.get_mut(id) {
         sub_count(&mut c.stats.slots, 1);

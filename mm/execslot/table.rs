@@ -13,7 +13,6 @@ use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::AtomicU64;
-use core::sync::atomic::AtomicU8;
 use core::sync::atomic::Ordering;
 
 use kernel::alloc::flags::GFP_KERNEL;
@@ -51,10 +50,9 @@ pub const BITMAP_WORDS: usize = GRANULES / 64;
 pub struct SlotPage {
     /// The page; it also serves the execmem types that `execmem_same_range()` finds alike.
     pub mem: ExecMem,
-    /// Which granules of the page hold which slot.
+    /// Which granules of the page hold which slot, and each slot's owner id (an index into
+    /// the caches) as its tag, read by the lookups with the slot.
     pub map: PageMap,
-    /// Owner id of each slot (an index into the caches), at its first granule.
-    owner: [AtomicU8; GRANULES],
     /// Slots given to `execslot_free_deferred()`, a bit at their first granule; changed
     /// under the [`Writer`].
     pub pending: [AtomicU64; BITMAP_WORDS],
@@ -78,16 +76,7 @@ impl SlotPage {
     /// Owner id of the slot that starts at granule `g`; [`NO_OWNER`] for any other `g`.
     #[inline(always)]
     pub fn owner(&self, g: usize) -> usize {
-        self.owner
-            .get(g)
-            .map_or(NO_OWNER, |o| o.load(Ordering::Relaxed)) as usize
-    }
-
-    /// Records `id` as the owner of the slot that starts at granule `g`.
-    pub fn set_owner(&self, _w: &Writer, g: usize, id: u8) {
-        if let Some(o) = self.owner.get(g) {
-            o.store(id, Ordering::Relaxed);
-        }
+        self.map.tag(g).unwrap_or(NO_OWNER).into()
     }
 
     /// Whether the slot starting at granule `g` waits for the reaper.
@@ -263,7 +252,6 @@ impl Writer {
             SlotPage {
                 mem,
                 map: PageMap::new(),
-                owner: [const { AtomicU8::new(NO_OWNER) }; GRANULES],
                 pending: [const { AtomicU64::new(0) }; BITMAP_WORDS],
                 ripe: [const { AtomicU64::new(0) }; BITMAP_WORDS],
             },

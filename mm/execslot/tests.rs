@@ -19,7 +19,7 @@ mod placement {
     fn fill_page_with_smallest_slots() {
         let m = PageMap::new();
         let mut n = 0;
-        while let Some(g) = m.alloc(1) {
+        while let Some(g) = m.alloc(1, 0) {
             assert_eq!(g, n);
             n += 1;
         }
@@ -34,8 +34,8 @@ mod placement {
     #[test]
     fn lookup_edges_and_bad_free() {
         let m = PageMap::new();
-        assert_eq!(m.alloc(19), Some(0));
-        assert_eq!(m.alloc(19), Some(19));
+        assert_eq!(m.alloc(19, 1), Some(0));
+        assert_eq!(m.alloc(19, 2), Some(19));
         let (off, size) = (19 * GRANULE, 19 * GRANULE);
         assert_eq!(m.slot_at_offset(off), Some((off, size)));
         assert_eq!(m.slot_at_offset(off + size - 1), Some((off, size)));
@@ -47,9 +47,10 @@ mod placement {
     }
 
     /// One CPU looks up every granule near the slots that another CPU allocates and
-    /// frees, with random sizes, in the same page: every answer is `None` or a slot
-    /// exactly as it was marked, never two neighbours merged or a part of one, and a slot
-    /// that stays live (pinned in the middle, its neighbours changing) is always found.
+    /// frees, with random sizes and tags, in the same page: every answer is `None` or a
+    /// slot exactly as it was marked, with its tag, never two neighbours merged or a part
+    /// of one, and a slot that stays live (pinned in the middle, its neighbours changing)
+    /// is always found.
     #[test]
     fn lookups_race_with_changes() -> kernel::error::Result {
         use core::sync::atomic::AtomicBool;
@@ -62,16 +63,18 @@ mod placement {
         use kernel::sync::Arc;
         use kernel::sync::Completion;
 
-        /// The pinned slot, live throughout.
-        const PIN: (usize, usize) = (40, 2);
+        /// The pinned slot, live throughout, and its tag.
+        const PIN: (usize, usize, u8) = (40, 2, 7);
         /// Slots are placed in the first `LIMIT` granules, around the pinned one.
         const LIMIT: usize = 82;
         /// Longest slot, in granules.
         const MAX: usize = 8;
+        /// Tags of the slots that change.
+        const TAGS: usize = 4;
 
         struct Shared {
             map: PageMap,
-            /// Bit `n - 1` of word `first`: a slot (first, n) was marked.
+            /// Bit `n - 1 + MAX * tag` of word `first`: a slot (first, n, tag) was marked.
             marked: [AtomicU64; LIMIT],
             stop: AtomicBool,
             checked: AtomicUsize,
@@ -90,7 +93,7 @@ mod placement {
             },
             GFP_KERNEL,
         )?;
-        assert_eq!(shared.map.mark(PIN.0, PIN.1), Ok(()));
+        assert_eq!(shared.map.mark(PIN.0, PIN.1, PIN.2), Ok(()));
         let started = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
         let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
         let (s, st, d) = (shared.clone(), started.clone(), done.clone());
@@ -100,19 +103,21 @@ mod placement {
             st.complete_all();
             while !s.stop.load(Ordering::Relaxed) {
                 for g in 0..LIMIT + 1 {
-                    let got = s.map.slot_at(g);
+                    let got = s.map.tagged_slot_at(g);
                     if (PIN.0..PIN.0 + PIN.1).contains(&g) {
                         if got != Some(PIN) {
                             s.pin_missed.fetch_add(1, Ordering::Relaxed);
                         }
-                    } else if let Some((first, n)) = got {
-                        // The record of (first, n) precedes its marking.
+                    } else if let Some((first, n, tag)) = got {
+                        // The record of (first, n, tag) precedes its marking.
+                        let bit = 1u64 << ((n - 1) + MAX * usize::from(tag));
                         let ok = first <= g
                             && g < first + n
                             && (1..=MAX).contains(&n)
+                            && usize::from(tag) < TAGS
                             && s.marked
                                 .get(first)
-                                .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (n - 1)) != 0);
+                                .is_some_and(|w| w.load(Ordering::Acquire) & bit != 0);
                         if !ok {
                             s.wrong.fetch_add(1, Ordering::Relaxed);
                         }
@@ -137,10 +142,12 @@ mod placement {
                 live[k] = (0, 0);
             }
             let n = 1 + (seed >> 8) as usize % MAX;
+            let tag = (seed >> 4) as usize % TAGS;
             if let Some((first, _)) = shared.map.find(n) {
                 if first + n <= LIMIT {
-                    shared.marked[first].fetch_or(1 << (n - 1), Ordering::Release);
-                    assert_eq!(shared.map.mark(first, n), Ok(()));
+                    let bit = 1u64 << ((n - 1) + MAX * tag);
+                    shared.marked[first].fetch_or(bit, Ordering::Release);
+                    assert_eq!(shared.map.mark(first, n, tag as u8), Ok(()));
                     live[k] = (first, n);
                 }
             }

@@ -800,6 +800,9 @@ def rustdoc_results(tree, out):
 # panic (overflow and bounds checks included, with CONFIG_RUST_OVERFLOW_CHECKS=y).
 NOPANIC_ROOTS = ('__execslot_contains', '__execslot_lookup', '__execslot_get_kallsym',
                  'execslot_free_locked', 'execslot_free_deferred', 'execslot_reap_locked')
+# The lock-free lookups, which the unwinder calls in any context (NMI, kprobe handlers):
+# placed in _kprobe_blacklist, and built so that they call nothing.
+LEAF_ROOTS = ('__execslot_contains', '__execslot_lookup')
 
 
 def nopanic_results(out):
@@ -810,6 +813,10 @@ def nopanic_results(out):
     for root, chain in core.panic_paths(graph, NOPANIC_ROOTS).items():
         results.append(core.Result(f'no panic reachable from {root}', chain is None,
                                    '' if chain is None else ' -> '.join(chain)[:600]))
+    for root, calls in core.non_leaf_calls(graph, LEAF_ROOTS).items():
+        results.append(core.Result(f'{root} calls no function (its kprobe blacklist entry '
+                                   f'covers all its code; no __fentry__)', not calls,
+                                   ', '.join(calls)[:600]))
     return results
 
 

@@ -772,6 +772,23 @@ def panic_paths(graph, roots):
     return found
 
 
+# Calls a function that kprobes must not probe may make without leaving the blacklist:
+# the return and indirect-branch thunks, which are themselves noinstr.
+LEAF_ALLOWED_RE = re.compile(r'^__x86_(return_thunk|indirect_thunk_\w+|indirect_its_thunk_\w+)$')
+
+
+def non_leaf_calls(graph, roots):
+    """For each root, the functions it calls or tail-calls, other than the thunks: a root
+    in `_kprobe_blacklist` that calls nothing is covered entirely by its entry (kprobes
+    blacklists a function, not what it calls), and untraced (no call to __fentry__)."""
+    found = {}
+    for root in roots:
+        if root not in graph:
+            raise WorkbenchError(f'{root}: no such function in the disassembly')
+        found[root] = sorted(c for c in graph[root] if not LEAF_ALLOWED_RE.match(c))
+    return found
+
+
 # ---------------------------------------------------------------------------
 # Fixes: tags
 

@@ -633,6 +633,18 @@ ffffffff81000500:	ud2
         with self.assertRaises(WorkbenchError):
             core.panic_paths(g, ['nosuch'])
 
+    def test_leaf(self):
+        g = core.call_graph(self.DIS)
+        g['__execslot_contains'] = {'__x86_return_thunk'}
+        found = core.non_leaf_calls(g, ['__execslot_lookup', '__execslot_contains'])
+        self.assertEqual(found['__execslot_lookup'], ['_RNvCs1_8execslot7page_of'])
+        self.assertEqual(found['__execslot_contains'], [])
+        g['__execslot_contains'].add('__fentry__')
+        self.assertEqual(core.non_leaf_calls(g, ['__execslot_contains'])['__execslot_contains'],
+                         ['__fentry__'])
+        with self.assertRaises(WorkbenchError):
+            core.non_leaf_calls(g, ['nosuch'])
+
 
 class TestFixes(unittest.TestCase):
     PATCH = ('Subject: [PATCH 01/13] x86/ftrace: Do not\n\nBody.\n\n'

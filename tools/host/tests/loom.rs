@@ -8,10 +8,10 @@
 //! memory model lets each load read, and checks that:
 //!
 //! - a lookup of granule `g` returns `None` or exactly a slot, as (first granule,
-//!   granules), that holds `g` and that a writer marked: never two slots merged, never a
-//!   part of one; and the contents that the writer wrote before [`PageMap::mark`] are
-//!   visible to the reader (loom reports a read of them that does not happen after the
-//!   write);
+//!   granules, tag), that holds `g` and that a writer marked with that tag: never two
+//!   slots merged, never a part of one, never a slot with the tag of another; and the
+//!   contents that the writer wrote before [`PageMap::mark`] are visible to the reader
+//!   (loom reports a read of them that does not happen after the write);
 //! - a lookup of a granule of a slot that is live for the whole test returns exactly that
 //!   slot, whatever its neighbours do meanwhile;
 //! - a slot appears and goes at once for each reader: once found, it is found at every
@@ -19,8 +19,9 @@
 //! - [`PageMap::each_slot`] yields such slots only, in address order, without overlap,
 //!   and every slot that is live for the whole test.
 //!
-//! A slot is marked once at most in a test: two slots of the same place and size have the
-//! same entries, so a reader cannot tell them apart, nor the test which one it found.
+//! Every mark has a tag of its own (its index among the changes; the live slots have tags
+//! from [`LIVE_TAG`]), so that the test knows which mark a reader found, also when the
+//! same place and size is marked again, as the allocator does for another cache.
 #![cfg(loom)]
 
 use execslot_host::placement::PageMap;
@@ -28,6 +29,12 @@ use loom::cell::UnsafeCell;
 use loom::sync::Mutex;
 use loom::thread;
 use std::rc::Rc;
+
+/// Tag of the first live slot; marks made by the writers have tags below it.
+const LIVE_TAG: u8 = 200;
+
+/// A slot as a lookup returns it: first granule, granules, tag.
+type Slot = (usize, usize, u8);
 
 /// A change made by a writer, with the writers' lock held when there are several writers.
 #[derive(Clone, Copy, Debug)]
@@ -77,49 +84,57 @@ impl Spec {
             .enumerate()
     }
 
-    /// The live slot that holds `g`.
-    fn live_at(&self, g: usize) -> Option<(usize, usize)> {
-        self.live
-            .iter()
-            .copied()
-            .find(|&(f, n)| f <= g && g < f + n)
+    /// The live slots, with their tags.
+    fn live(&self) -> impl Iterator<Item = Slot> + '_ {
+        (LIVE_TAG..).zip(self.live).map(|(t, &(f, n))| (f, n, t))
     }
 
-    /// The index of the change that marks `slot`.
-    fn mark_of(&self, slot: (usize, usize)) -> Option<usize> {
-        self.ops()
-            .find(|&(_, op)| matches!(op, Op::Mark(f, n) if (f, n) == slot))
-            .map(|(i, _)| i)
+    /// The live slot that holds `g`.
+    fn live_at(&self, g: usize) -> Option<Slot> {
+        self.live().find(|&(f, n, _)| f <= g && g < f + n)
+    }
+
+    /// The slots that the writers mark, with their tags, which are their indices in
+    /// [`Spec::ops`].
+    fn marks(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.ops().filter_map(|(i, op)| match op {
+            Op::Mark(f, n) => Some((f, n, i as u8)),
+            Op::Free(..) => None,
+        })
     }
 
     /// Checks a slot that a lookup of granule `g` returned: it is a live slot, or one that
-    /// a writer marks, holds `g`, and its contents are visible.
-    fn check_found(&self, sh: &Shared, g: usize, slot: (usize, usize)) {
-        let (f, n) = slot;
+    /// a writer marks, with its tag, holds `g`, and its contents are visible.
+    fn check_found(&self, sh: &Shared, g: usize, slot: Slot) {
+        let (f, n, tag) = slot;
         assert!(
             f <= g && g < f + n,
             "granule {g}: {slot:?} does not hold it"
         );
-        if self.live.contains(&slot) {
+        if self.live().any(|l| l == slot) {
             return;
         }
-        let Some(i) = self.mark_of(slot) else {
+        if !self.marks().any(|m| m == slot) {
             panic!("granule {g}: {slot:?} is not a slot that was marked");
-        };
+        }
+        let i = usize::from(tag);
         // SAFETY: the cell is only written before the slot is marked; loom checks that
         // this read happens after that write.
         let got = sh.contents[i].with(|p| unsafe { *p });
         assert_eq!(got, i + 1, "contents of {slot:?}");
     }
 
-    /// Whether a writer frees `slot`.
-    fn freed(&self, slot: (usize, usize)) -> bool {
+    /// Whether a writer frees the slot that change `i` marks (the first free of its place
+    /// and size after it).
+    fn freed(&self, slot: Slot) -> bool {
+        let (f0, n0, i) = slot;
         self.ops()
-            .any(|(_, op)| matches!(op, Op::Free(f, n) if (f, n) == slot))
+            .skip(usize::from(i))
+            .any(|(_, op)| matches!(op, Op::Free(f, n) if (f, n) == (f0, n0)))
     }
 
-    fn check_at(&self, sh: &Shared, g: usize, seen: &mut Vec<((usize, usize), bool)>) {
-        let got = sh.map.slot_at(g);
+    fn check_at(&self, sh: &Shared, g: usize, seen: &mut Vec<(Slot, bool)>) {
+        let got = sh.map.tagged_slot_at(g);
         if let Some(live) = self.live_at(g) {
             assert_eq!(
                 got,
@@ -133,9 +148,8 @@ impl Spec {
         // A slot appears at once and goes at once: once this reader found it, it finds it
         // at every granule until it is freed, and once it did not find it any more, it
         // never finds it again.
-        for (_, op) in self.ops() {
-            let Op::Mark(f, n) = op else { continue };
-            let s = (f, n);
+        for s in self.marks() {
+            let (f, n, _) = s;
             if g < f || g >= f + n {
                 continue;
             }
@@ -179,16 +193,16 @@ impl Spec {
             self.check_found(sh, s.0, s);
             seen.push(s);
         }
-        for l in self.live {
+        for l in self.live() {
             assert!(
-                seen.contains(l),
+                seen.contains(&l),
                 "each_slot() missed live slot {l:?}: {seen:?}"
             );
         }
     }
 
     /// One read; `seen` holds the slots that this reader found, and whether they went.
-    fn read(&self, sh: &Shared, r: Read, seen: &mut Vec<((usize, usize), bool)>) {
+    fn read(&self, sh: &Shared, r: Read, seen: &mut Vec<(Slot, bool)>) {
         match r {
             Read::At(g) => self.check_at(sh, g, seen),
             Read::Used(g) => self.check_used(sh, g),
@@ -199,23 +213,14 @@ impl Spec {
     /// Explores every interleaving (and every value that loom's memory model lets a load
     /// read); returns the number of executions.
     fn run(&'static self) -> usize {
-        let slots: Vec<_> = self
-            .ops()
-            .filter_map(|(_, op)| match op {
-                Op::Mark(f, n) => Some((f, n)),
-                Op::Free(..) => None,
-            })
-            .collect();
-        for (i, s) in slots.iter().enumerate() {
-            assert!(!slots[..i].contains(s), "{s:?} is marked twice");
-        }
+        assert!(self.ops().count() < usize::from(LIVE_TAG), "too many changes for the tags");
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = runs.clone();
         loom::model(move || {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let map = PageMap::new();
-            for &(f, n) in self.live {
-                assert_eq!(map.mark(f, n), Ok(()));
+            for (f, n, t) in self.live() {
+                assert_eq!(map.mark(f, n, t), Ok(()));
             }
             // An `Rc`, not loom's `Arc`: loom runs the threads of a model on one OS thread
             // and its `spawn` does not need `Send`, and a loom `Arc` adds an operation to
@@ -245,7 +250,7 @@ impl Spec {
                                     // SAFETY: written once, before the slot is marked.
                                     unsafe { *p = base + i + 1 }
                                 });
-                                assert_eq!(sh.map.mark(f, n), Ok(()));
+                                assert_eq!(sh.map.mark(f, n, (base + i) as u8), Ok(()));
                             }
                             Op::Free(f, n) => assert_eq!(sh.map.free(f, n), Ok(())),
                         }
@@ -379,4 +384,56 @@ fn each_slot_while_neighbours_change() {
         readers: &[&[Read::Each]],
     };
     SPEC.run();
+}
+
+/// Two threads: a slot is freed and the same place and size is marked again with another
+/// tag, as when a slot of one cache goes and one of another cache takes its place; the
+/// reader must get each slot with its own tag, never one with the other's.
+#[test]
+fn same_place_another_owner() {
+    static SPEC: Spec = Spec {
+        live: &[],
+        writers: &[&[Op::Mark(0, 2), Op::Free(0, 2), Op::Mark(0, 2)]],
+        readers: &[&[Read::At(1), Read::At(0), Read::At(1)]],
+    };
+    SPEC.run();
+}
+
+/// The design that the tag in the entry replaced: the owner of a slot kept beside the
+/// entries, set before the mark and cleared after the free, and read after the lookup.
+/// loom finds the lookup that pairs a slot with an owner it never had (here: none). This
+/// test passes when loom finds that failure.
+#[test]
+#[should_panic(expected = "paired with owner")]
+fn owner_beside_the_entries_is_racy() {
+    use loom::sync::atomic::AtomicU8;
+    use loom::sync::atomic::Ordering;
+
+    const NONE: u8 = u8::MAX;
+    struct Page {
+        map: PageMap,
+        owner: [AtomicU8; 4],
+    }
+    loom::model(|| {
+        let page = Rc::new(Page {
+            map: PageMap::new(),
+            owner: core::array::from_fn(|_| AtomicU8::new(NONE)),
+        });
+        let w = page.clone();
+        let writer = thread::spawn(move || {
+            w.owner[0].store(1, Ordering::Relaxed);
+            assert_eq!(w.map.mark(0, 2, 0), Ok(()));
+            assert_eq!(w.map.free(0, 2), Ok(()));
+            w.owner[0].store(NONE, Ordering::Relaxed);
+        });
+        // The reader starts after the writer, as in `Spec::run()`.
+        let reader = thread::spawn(move || {
+            if let Some((first, n)) = page.map.slot_at(1) {
+                let owner = page.owner[first].load(Ordering::Relaxed);
+                assert_eq!(owner, 1, "slot {:?} paired with owner {owner}", (first, n));
+            }
+        });
+        writer.join().unwrap();
+        reader.join().unwrap();
+    });
 }

@@ -23,8 +23,8 @@ fn granule_rounding() {
 fn whole_page_then_full() {
     let m = PageMap::new();
     assert!(m.is_empty());
-    assert_eq!(m.alloc(GRANULES), Some(0));
-    assert_eq!(m.alloc(1), None);
+    assert_eq!(m.alloc(GRANULES, 0), Some(0));
+    assert_eq!(m.alloc(1, 0), None);
     assert_eq!(m.used_granules(), GRANULES);
     assert_eq!(m.slot_at_offset(PAGE_SIZE - 1), Some((0, PAGE_SIZE)));
     assert_eq!(m.slot_at_offset(PAGE_SIZE), None);
@@ -38,7 +38,7 @@ fn fifteen_byte_slots_fill_a_page() {
     let m = PageMap::new();
     let n = granules_for(15).unwrap();
     let mut got = Vec::new();
-    while let Some(g) = m.alloc(n) {
+    while let Some(g) = m.alloc(n, 0) {
         got.push(g);
     }
     assert_eq!(got.len(), GRANULES);
@@ -49,25 +49,25 @@ fn fifteen_byte_slots_fill_a_page() {
 #[test]
 fn best_fit_prefers_the_tightest_hole() {
     let m = PageMap::new();
-    let a = m.alloc(10).unwrap(); // 0..10
-    let b = m.alloc(3).unwrap(); // 10..13
-    let c = m.alloc(5).unwrap(); // 13..18
-    let _d = m.alloc(1).unwrap(); // 18..19
+    let a = m.alloc(10, 0).unwrap(); // 0..10
+    let b = m.alloc(3, 0).unwrap(); // 10..13
+    let c = m.alloc(5, 0).unwrap(); // 13..18
+    let _d = m.alloc(1, 0).unwrap(); // 18..19
     m.free(a, 10).unwrap(); // hole of 10 at 0
     m.free(c, 5).unwrap(); // hole of 5 at 13
     assert_eq!(b, 10);
     // A request of 4 goes into the 5-hole, not the first (10) hole.
-    assert_eq!(m.alloc(4), Some(13));
+    assert_eq!(m.alloc(4, 0), Some(13));
     // A request of 6 only fits in the 10-hole; find() reports the hole's length.
     assert_eq!(m.find(6), Some((0, 10)));
-    assert_eq!(m.alloc(6), Some(0));
+    assert_eq!(m.alloc(6, 0), Some(0));
 }
 
 #[test]
 fn lookup_edges() {
     let m = PageMap::new();
-    let a = m.alloc(19).unwrap();
-    let b = m.alloc(19).unwrap();
+    let a = m.alloc(19, 0).unwrap();
+    let b = m.alloc(19, 0).unwrap();
     assert_eq!((a, b), (0, 19));
     let (off, size) = (b * GRANULE, 19 * GRANULE);
     assert_eq!(m.slot_at_offset(off), Some((off, size)));
@@ -82,8 +82,8 @@ fn lookup_edges() {
 #[test]
 fn bad_frees_are_refused_and_change_nothing() {
     let m = PageMap::new();
-    let a = m.alloc(8).unwrap();
-    let _b = m.alloc(8).unwrap();
+    let a = m.alloc(8, 0).unwrap();
+    let _b = m.alloc(8, 0).unwrap();
     assert_eq!(m.free(a + 1, 7), Err(PlacementError::NotASlot));
     assert_eq!(m.free(a, 7), Err(PlacementError::NotASlot));
     assert_eq!(m.free(a, 16), Err(PlacementError::NotASlot));
@@ -99,13 +99,14 @@ fn extreme_slots_and_out_of_page_marks() {
     let m = PageMap::new();
     // The last granule alone, then the rest of the page: the entries at both ends of the
     // encoding.
-    assert_eq!(m.mark(GRANULES - 1, 1), Ok(()));
+    assert_eq!(m.mark(GRANULES - 1, 1, u8::MAX), Ok(()));
     assert_eq!(m.slot_at(GRANULES - 1), Some((GRANULES - 1, 1)));
-    assert_eq!(m.alloc(GRANULES - 1), Some(0));
+    assert_eq!(m.tagged_slot_at(GRANULES - 1), Some((GRANULES - 1, 1, u8::MAX)));
+    assert_eq!(m.alloc(GRANULES - 1, 0), Some(0));
     assert_eq!(m.slot_at(GRANULES - 2), Some((0, GRANULES - 1)));
     assert_eq!(
         m.each_slot().collect::<Vec<_>>(),
-        [(0, GRANULES - 1), (GRANULES - 1, 1)]
+        [(0, GRANULES - 1, 0), (GRANULES - 1, 1, u8::MAX)]
     );
     assert_eq!(m.free(GRANULES - 1, 1), Ok(()));
     assert_eq!(m.free(0, GRANULES - 1), Ok(()));
@@ -117,15 +118,15 @@ fn extreme_slots_and_out_of_page_marks() {
         (1, usize::MAX),
         (usize::MAX, 2),
     ] {
-        assert_eq!(m.mark(f, n), Err(PlacementError::BadSize));
+        assert_eq!(m.mark(f, n, 0), Err(PlacementError::BadSize));
     }
     assert!(m.is_empty());
     // So are marks over granules that are not free: a slot, or a part of one.
-    assert_eq!(m.mark(4, 4), Ok(()));
+    assert_eq!(m.mark(4, 4, 0), Ok(()));
     for (f, n) in [(4, 4), (0, 5), (7, 1), (5, 2), (7, 3)] {
-        assert_eq!(m.mark(f, n), Err(PlacementError::NotFree));
+        assert_eq!(m.mark(f, n, 0), Err(PlacementError::NotFree));
     }
-    assert_eq!(m.each_slot().collect::<Vec<_>>(), [(4, 4)]);
+    assert_eq!(m.each_slot().collect::<Vec<_>>(), [(4, 4, 0)]);
     assert_eq!(m.free(4, 4), Ok(()));
     assert!(m.is_empty());
     assert_eq!(m.slot_at(usize::MAX), None);
@@ -135,8 +136,8 @@ fn extreme_slots_and_out_of_page_marks() {
 #[test]
 fn zero_and_oversized_requests() {
     let m = PageMap::new();
-    assert_eq!(m.alloc(0), None);
-    assert_eq!(m.alloc(GRANULES + 1), None);
+    assert_eq!(m.alloc(0, 0), None);
+    assert_eq!(m.alloc(GRANULES + 1, 0), None);
     assert!(m.is_empty());
 }
 
@@ -144,7 +145,7 @@ fn zero_and_oversized_requests() {
 #[derive(Default)]
 struct Model {
     used: Vec<bool>,
-    slots: Vec<(usize, usize)>,
+    slots: Vec<(usize, usize, u8)>,
 }
 
 impl Model {
@@ -207,11 +208,16 @@ proptest! {
     fn matches_reference_model(ops in ops()) {
         let m = PageMap::new();
         let mut r = Model::new();
+        let mut tags = 0u8;
         for op in ops {
             match op {
                 Op::Alloc(n) => {
                     let want = r.best_fit(n);
-                    let got = m.alloc(n);
+                    // A tag of its own for each slot, so that a lookup that paired a slot
+                    // with another one's tag is caught.
+                    let tag = tags;
+                    tags = tags.wrapping_add(1);
+                    let got = m.alloc(n, tag);
                     prop_assert_eq!(got, want, "alloc({})", n);
                     if let Some(f) = got {
                         prop_assert!(f + n <= GRANULES);
@@ -219,7 +225,7 @@ proptest! {
                             prop_assert!(!r.used[g], "overlap at granule {}", g);
                             r.used[g] = true;
                         }
-                        r.slots.push((f, n));
+                        r.slots.push((f, n, tag));
                     } else {
                         // Refused only when no free run is long enough.
                         prop_assert!(m.largest_free_run() < n);
@@ -227,10 +233,10 @@ proptest! {
                 }
                 Op::Free(i) => {
                     if r.slots.is_empty() {
-                        prop_assert_eq!(m.free(0, 1).is_err(), !r.slots.contains(&(0, 1)));
+                        prop_assert!(m.free(0, 1).is_err());
                         continue;
                     }
-                    let (f, n) = r.slots.swap_remove(i % r.slots.len());
+                    let (f, n, _) = r.slots.swap_remove(i % r.slots.len());
                     prop_assert_eq!(m.free(f, n), Ok(()));
                     for g in f..f + n {
                         r.used[g] = false;
@@ -246,7 +252,9 @@ proptest! {
             );
         }
         for g in 0..GRANULES {
-            let want = r.slots.iter().copied().find(|&(f, n)| g >= f && g < f + n);
+            let want = r.slots.iter().copied().find(|&(f, n, _)| g >= f && g < f + n);
+            prop_assert_eq!(m.tagged_slot_at(g), want, "tagged_slot_at({})", g);
+            let want = want.map(|(f, n, _)| (f, n));
             prop_assert_eq!(m.slot_at(g), want, "slot_at({})", g);
             prop_assert_eq!(m.is_used(g), want.is_some(), "is_used({})", g);
             prop_assert_eq!(
@@ -258,11 +266,14 @@ proptest! {
         let mut sorted = r.slots.clone();
         sorted.sort_unstable();
         prop_assert_eq!(m.each_slot().collect::<Vec<_>>(), sorted, "each_slot()");
-        for (f, n) in r.slots.drain(..) {
+        for &(f, _, t) in &r.slots {
+            prop_assert_eq!(m.tag(f), Some(t), "tag({})", f);
+        }
+        for (f, n, _) in r.slots.drain(..) {
             prop_assert_eq!(m.free(f, n), Ok(()));
         }
         prop_assert!(m.is_empty());
-        prop_assert_eq!(m.alloc(GRANULES), Some(0), "every freed granule is reusable");
+        prop_assert_eq!(m.alloc(GRANULES, 0), Some(0), "every freed granule is reusable");
     }
 
     /// Fragmentation bound: with best fit, filling a page with one size and freeing every
@@ -274,12 +285,12 @@ proptest! {
         let m = PageMap::new();
         let mut live = Vec::new();
         for s in sizes {
-            if let Some(f) = m.alloc(s) { live.push((f, s)); }
+            if let Some(f) = m.alloc(s, 0) { live.push((f, s)); }
         }
         for (i, &(f, s)) in live.iter().enumerate() {
             if i % 2 == 0 { m.free(f, s).unwrap(); }
         }
         let fits = m.largest_free_run() >= n;
-        prop_assert_eq!(m.alloc(n).is_some(), fits);
+        prop_assert_eq!(m.alloc(n, 0).is_some(), fits);
     }
 }
