@@ -181,7 +181,9 @@ int __execslot_get_kallsym(const struct execslot_cache *cache,
  * @value: where to store the slot's address
  * @size: where to store the slot's size
  *
- * Slots are walked in address order. Safe from any context.
+ * Slots are walked in address order. Not from NMI context: it try-locks a
+ * spinlock to keep its place between calls. kallsyms calls it from
+ * process context.
  *
  * Return: 0 if @cache has a slot number *@symnum, -ERANGE otherwise.
  */
@@ -211,7 +213,9 @@ bool __execslot_lookup(unsigned long addr, unsigned long *start,
  * execslot_contains - whether @addr lies inside a live slot
  * @addr: any address
  *
- * Safe from any context, NMI included.
+ * Any context, NMI included, where RCU is watching (kernel_text_address()
+ * makes sure of it). The answer is a snapshot: the slot may go as soon as
+ * this returns, unless the caller keeps it alive.
  *
  * Return: true if @addr lies inside a live slot.
  */
@@ -232,7 +236,9 @@ static inline bool execslot_contains(unsigned long addr)
  * @size: where to store the slot's size (a multiple of 16 bytes)
  * @cache: where to store the cache the slot belongs to
  *
- * Safe from any context, NMI included.
+ * Any context, NMI included, where RCU is watching (kernel_text_address()
+ * makes sure of it). The answer is a snapshot: the slot may go as soon as
+ * this returns, unless the caller keeps it alive.
  *
  * Return: whether @addr lies in a live slot; the outputs are set only then.
  */

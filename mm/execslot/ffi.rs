@@ -254,11 +254,14 @@ pub unsafe extern "C" fn __execslot_lookup(
 }
 
 /// Keeps kprobes off the lookups, as `NOKPROBE_SYMBOL()` does for C: they run from the
-/// unwinder, possibly in a kprobe handler or in NMI context.
+/// unwinder, possibly in a kprobe handler or in NMI context. Without kprobes the linker
+/// script has no such section, as `NOKPROBE_SYMBOL()` is then empty.
+#[cfg(CONFIG_KPROBES)]
 #[used(compiler)]
 #[link_section = "_kprobe_blacklist"]
 static KPROBE_BLACKLIST: [unsafe extern "C" fn(usize) -> bool; 1] = [__execslot_contains];
 
+#[cfg(CONFIG_KPROBES)]
 #[used(compiler)]
 #[link_section = "_kprobe_blacklist"]
 static KPROBE_BLACKLIST_LOOKUP: [unsafe extern "C" fn(

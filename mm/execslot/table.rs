@@ -291,29 +291,23 @@ impl Writer {
     /// not in `pages`, are freed after a grace period; on an error nothing changed.
     fn publish(&mut self, pages: KVec<*const SlotPage>, gone: Option<*const SlotPage>) -> Result {
         let new = KBox::new(Table { pages }, GFP_KERNEL)?;
+        // The memory of the work item that will free what this change retires, taken
+        // before anything changes: no writer ever waits for a grace period.
+        let item = KBox::<Retired>::new_uninit(GFP_KERNEL)?;
         let old = TABLE.swap(KBox::into_raw(new), Ordering::AcqRel);
         self.changed();
         let gone = gone.unwrap_or(ptr::null());
         if old.is_null() && gone.is_null() {
             return Ok(());
         }
-        let item = KBox::pin_init(
-            pin_init!(Retired {
-                table: old,
-                page: gone,
-                work <- new_work!("execslot::Retired::work"),
-            }),
-            GFP_KERNEL,
-        );
+        let item = item.write_pin_init(pin_init!(Retired {
+            table: old,
+            page: gone,
+            work <- new_work!("execslot::Retired::work"),
+        }));
         match item {
             Ok(item) => workqueue::system_dfl().enqueue(item),
-            Err(_) => {
-                // No memory for the work item: wait here, this once.
-                rcu::synchronize_rcu();
-                // SAFETY: out of `TABLE` for a grace period, and owned by this table
-                // change: `old` was published by an earlier one, `gone` left with this one.
-                unsafe { free_retired(old, gone) };
-            }
+            Err(e) => match e {},
         }
         Ok(())
     }

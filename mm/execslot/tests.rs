@@ -101,7 +101,14 @@ mod placement {
         // two-CPU machine, while this thread changes the slots.
         kernel::workqueue::system_dfl().try_spawn(GFP_KERNEL, move || {
             st.complete_all();
+            let mut passes = 0u32;
             while !s.stop.load(Ordering::Relaxed) {
+                // Lets the writer run where it shares this CPU (one CPU, no preemption):
+                // without it this loop would keep the CPU until the writer stops it.
+                passes = passes.wrapping_add(1);
+                if passes % 1024 == 0 {
+                    kernel::time::delay::fsleep(kernel::time::Delta::from_micros(10));
+                }
                 for g in 0..LIMIT + 1 {
                     let got = s.map.tagged_slot_at(g);
                     if (PIN.0..PIN.0 + PIN.1).contains(&g) {

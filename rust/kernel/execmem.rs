@@ -9,6 +9,9 @@
 //! contents can only be changed by text patching, never
 //! through a writable mapping of its own: the memory is never writable and executable at
 //! once.
+//!
+//! Built on x86 only for now, its one user: elsewhere `set_memory_rox()` may be a static
+//! inline, which has no binding.
 
 use crate::bindings;
 use crate::error::code::EINVAL;
