@@ -149,11 +149,13 @@ static inline int execslot_free(void *slot)
  * execslot_free_deferred - release a slot after an RCU grace period
  * @slot: address returned by execslot_alloc()
  *
- * For slots that a task may still be executing when the caller is done
- * with them (kprobes instruction slots): the slot stays live, for lookups
- * too, until a grace period has elapsed; then a work item fills it with
- * INT3 and releases it as execslot_free() does. execslot_flush_deferred()
- * waits for that.
+ * For slots that a CPU may still be executing, with preemption disabled,
+ * when the caller is done with them (kprobes instruction slots, which run
+ * from the int3 handler, as the dirty slots of kprobes' own caches did):
+ * the slot stays live, for lookups too, until an RCU grace period has
+ * elapsed, which does not wait for preempted tasks; then a work item
+ * fills it with INT3 and releases it as execslot_free() does.
+ * execslot_flush_deferred() waits for that.
  *
  * Context: process context, with or without text_mutex. May sleep.
  * Return: 0, or -EINVAL if @slot is not the start of a live slot or is

@@ -276,13 +276,19 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     let id = page.owner(first);
     let cache = state.caches.get(id).map(|c| c.cache);
     if let Some(c) = cache {
-        // The slot's end, before it leaves the lookups.
+        // The slot's end, before its bytes change and it leaves the lookups.
         c.announce(slot, size, true);
     }
     // `first < GRANULES`: the product is below a page.
     let off = first.wrapping_mul(GRANULE);
     // SAFETY: the slot lies inside the page, and nothing executes it (the caller's guarantee).
-    unsafe { held.set(&page.mem, off, INT3, size)? };
+    if let Err(e) = unsafe { held.set(&page.mem, off, INT3, size) } {
+        // The slot stays: perf hears of it again.
+        if let Some(c) = cache {
+            c.announce(slot, size, false);
+        }
+        return Err(e);
+    }
     page.map.free(first, size / GRANULE).map_err(|_| EINVAL)?;
     w.changed();
     if let Some(c) = state.caches.get_mut(id) {

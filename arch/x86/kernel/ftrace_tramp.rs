@@ -207,7 +207,14 @@ fn offset_in(p: *const c_void, start: usize, len: usize) -> Result<usize> {
         .ok_or(EINVAL)
 }
 
-fn create(
+/// Builds a trampoline from `tmpl` for `ops` and `func` in a new slot of `cache`: its
+/// address and size.
+///
+/// # Safety
+///
+/// The caller holds `text_mutex`; `cache` is a cache defined with `DEFINE_EXECSLOT_CACHE()`;
+/// `tmpl.start..tmpl.end` is kernel text.
+unsafe fn create(
     cache: *mut bindings::execslot_cache,
     tmpl: &bindings::ftrace_tramp_template,
     ops: *const c_void,
@@ -342,7 +349,9 @@ pub unsafe extern "C" fn x86_ftrace_tramp_create(
 ) -> c_int {
     // SAFETY: the caller passes a valid template.
     let tmpl = unsafe { &*tmpl };
-    match create(cache, tmpl, ops, func) {
+    // SAFETY: the caller holds `text_mutex` and passes a cache and a template of kernel
+    // text.
+    match unsafe { create(cache, tmpl, ops, func) } {
         Ok((addr, len)) => {
             // SAFETY: the caller passes valid `tramp` and `size`; `len` is below a page.
             unsafe {
