@@ -46,6 +46,8 @@ CONFIGS = {
     'llvm': ['base.config'],
     # Every KUnit test as a module (KUNIT=m, KUNIT_ALL_TESTS=m): build only.
     'modules': ['base.config', 'kunit-modules.config'],
+    # Without kprobes (ftrace trampolines in slots still): build only.
+    'nokprobes': ['base.config', 'nokprobes.config'],
 }
 # make variables of a config's builds: clang and ld.lld 19 (LLVM=-19), and clippy-driver
 # for the Rust objects (CLIPPY=1), whose lints fail the build like compiler warnings.
@@ -55,9 +57,9 @@ MAKE_VARS = {'llvm': ['LLVM=-19', 'CLIPPY=1']}
 # per-patch compile (check --each --quick). `test --extended` adds the CONFIG_EXECSLOT=n
 # kernel, the LLVM/clippy build and the per-patch compile with LLVM: about 25 minutes
 # more on a fresh machine, which would take `test` too close to CI's 90-minute limit.
-TEST_CONFIGS = ['default', 'os', 'norust', 'mitigations', 'modules']
+TEST_CONFIGS = ['default', 'os', 'norust', 'mitigations', 'modules', 'nokprobes']
 EXTENDED_CONFIGS = ['noexecslot', 'llvm']
-BUILD_ONLY = ('llvm', 'modules')
+BUILD_ONLY = ('llvm', 'modules', 'nokprobes')
 # Besides the first config, where `test` also runs rustdoc: the clippy build.
 RUSTDOC_ALSO = ('llvm',)
 EACH_QUICK_CONFIGS = ('default',)

@@ -394,7 +394,7 @@ class TestCli(unittest.TestCase):
             ('nopanic', '/b/patched-default'),
             ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
             ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
-            *self.MITIGATION_BOOTS, ('build', 'modules'),
+            *self.MITIGATION_BOOTS, ('build', 'modules'), ('build', 'nokprobes'),
             ('stress', 200), ('each', 'default', True)])
 
     def test_test_extended_adds_noexecslot_llvm_and_llvm_each(self):
@@ -403,7 +403,7 @@ class TestCli(unittest.TestCase):
             ('nopanic', '/b/patched-default'),
             ('boot', 'default', 'wb_kprobes=1000 wb_kprobe_rounds=3'),
             ('build', 'os'), ('boot', 'os', ''), ('build', 'norust'), ('boot', 'norust', ''),
-            *self.MITIGATION_BOOTS, ('build', 'modules'),
+            *self.MITIGATION_BOOTS, ('build', 'modules'), ('build', 'nokprobes'),
             ('build', 'noexecslot'), ('boot', 'noexecslot', ''),
             ('build', 'llvm'), ('rustdoc', '/b/patched-llvm'),
             ('each', 'default', True), ('each', 'llvm', True)])

@@ -213,7 +213,10 @@ impl Spec {
     /// Explores every interleaving (and every value that loom's memory model lets a load
     /// read); returns the number of executions.
     fn run(&'static self) -> usize {
-        assert!(self.ops().count() < usize::from(LIVE_TAG), "too many changes for the tags");
+        assert!(
+            self.ops().count() < usize::from(LIVE_TAG),
+            "too many changes for the tags"
+        );
         let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = runs.clone();
         loom::model(move || {

@@ -101,7 +101,10 @@ fn extreme_slots_and_out_of_page_marks() {
     // encoding.
     assert_eq!(m.mark(GRANULES - 1, 1, u8::MAX), Ok(()));
     assert_eq!(m.slot_at(GRANULES - 1), Some((GRANULES - 1, 1)));
-    assert_eq!(m.tagged_slot_at(GRANULES - 1), Some((GRANULES - 1, 1, u8::MAX)));
+    assert_eq!(
+        m.tagged_slot_at(GRANULES - 1),
+        Some((GRANULES - 1, 1, u8::MAX))
+    );
     assert_eq!(m.alloc(GRANULES - 1, 0), Some(0));
     assert_eq!(m.slot_at(GRANULES - 2), Some((0, GRANULES - 1)));
     assert_eq!(
