@@ -187,7 +187,6 @@ static void tramp_test_shared_pages(struct kunit *test)
 {
 	int n = ARRAY_SIZE(tramp_test_targets);
 	unsigned long pages[ARRAY_SIZE(tramp_test_targets)];
-	unsigned long tramps[ARRAY_SIZE(tramp_test_targets)];
 	struct tramp_test *t;
 	int i, j, ret, nr_pages = 0, x = 0, sum = 0;
 	bool leak = false;
@@ -236,7 +235,9 @@ static void tramp_test_shared_pages(struct kunit *test)
 	KUNIT_EXPECT_LE(test, nr_pages, 2);
 out:
 	for (i = 0; i < n; i++) {
-		tramps[i] = t[i].ops.trampoline;
+		/* Unregistering clears ops.trampoline. */
+		unsigned long tramp = t[i].ops.trampoline;
+
 		ret = unregister_ftrace_function(&t[i].ops);
 		KUNIT_EXPECT_EQ(test, ret, 0);
 		if (ret) {
@@ -244,7 +245,7 @@ out:
 			continue;
 		}
 		ftrace_free_filter(&t[i].ops);
-		KUNIT_EXPECT_FALSE(test, execslot_contains(tramps[i]));
+		KUNIT_EXPECT_FALSE(test, execslot_contains(tramp));
 	}
 	if (!leak)
 		kfree(t);
