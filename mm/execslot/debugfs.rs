@@ -10,7 +10,8 @@ use crate::placement::GRANULES;
 use crate::placement::PAGE_SIZE;
 use crate::slots::STATE;
 
-/// Prints `stats`: the pages held, then per cache the pages it has slots in (shared pages
+/// Prints `stats`: the pages held and how many of them are empty (kept for the next
+/// slot), then per cache the pages it has slots in (shared pages
 /// count for every cache in them), its live slots, the bytes they hold, the allocations
 /// refused for want of memory and the slots waiting for a grace period.
 pub(crate) fn stats_show(m: &SeqFile) {
@@ -21,6 +22,11 @@ pub(crate) fn stats_show(m: &SeqFile) {
         "pages: {} ({} bytes)\n",
         pages.len(),
         pages.len().saturating_mul(PAGE_SIZE)
+    );
+    seq_print!(
+        m,
+        "empty: {}\n",
+        pages.iter().filter(|p| p.map.is_empty()).count()
     );
     seq_print!(
         m,

@@ -176,6 +176,12 @@ fn should_fail(_size: usize) -> bool {
     false
 }
 
+/// Whether slots of type `ty` may go into `page`: it has the type or one that execmem
+/// allocates alike.
+fn serves(page: &SlotPage, ty: Type) -> bool {
+    page.mem.ty() == ty || page.mem.ty().same_range(ty)
+}
+
 /// Allocates a slot of `size` bytes for `cache`; the slot holds INT3 until written.
 pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<usize> {
     let n = granules_for(size).map_err(|_| EINVAL)?;
@@ -193,10 +199,11 @@ pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<u
         return Err(ENOMEM);
     }
 
-    // Best fit over all pages of the same type: the tightest free run wins.
+    // Best fit over all pages that serve the type: the tightest free run wins, so the
+    // spare page (see free()) is taken only when no other page has room.
     let mut best: Option<(usize, usize, usize)> = None;
     for p in state.table.pages().iter() {
-        if p.mem.ty() != ty && !p.mem.ty().same_range(ty) {
+        if !serves(p, ty) {
             continue;
         }
         if let Some((first, run)) = p.map.find(n) {
@@ -260,7 +267,7 @@ pub unsafe fn write(held: &TextMutexHeld<'_>, slot: usize, offset: usize, src: &
 }
 
 /// Frees the live slot that starts at `slot`: fills it with INT3, and gives its page back
-/// to execmem if that was its last slot.
+/// to execmem if that was its last slot and another empty page serves its type.
 ///
 /// # Safety
 ///
@@ -298,9 +305,20 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     if !page.map.is_empty() {
         return Ok(());
     }
-    // The page is empty: it leaves the table, and goes back to execmem once no lookup
-    // can still be looking at it. Without memory for a new table it stays, empty, for
-    // the next allocation.
+    // The page is empty. The first empty page of its types stays as a spare: a user that
+    // creates and frees one slot over and over would otherwise take a page from execmem,
+    // fill it and give it back each time, with the permission changes and TLB flushes of
+    // execmem behind every one of them. Any further empty page goes.
+    let ty = page.mem.ty();
+    let spare = w
+        .pages()
+        .iter()
+        .any(|p| !ptr::eq(p, page) && serves(p, ty) && p.map.is_empty());
+    if !spare {
+        return Ok(());
+    }
+    // It leaves the table, and goes back to execmem once no lookup can still be looking
+    // at it. Without memory for a new table it stays, empty, for the next allocation.
     let page: *const SlotPage = page;
     if state.table.remove_page(page).is_err() {
         pr_warn_once!("keeping an empty page: no memory for a new table\n");
@@ -308,14 +326,22 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     Ok(())
 }
 
-/// Statistics of `cache` and the number of pages held, for the tests.
+/// Statistics of `cache`, the number of pages that hold slots and the number of empty
+/// pages that serve its type, for the tests.
 #[cfg(CONFIG_EXECSLOT_KUNIT_TEST)]
-pub(crate) fn stats(cache: CacheRef) -> (Stats, usize) {
+pub(crate) fn stats(cache: CacheRef) -> (Stats, usize, usize) {
     let state = STATE.lock();
     let st = state
         .caches
         .iter()
         .find(|c| ptr::eq(c.cache.as_ptr(), cache.as_ptr()))
         .map_or(Stats::default(), |c| c.stats);
-    (st, state.table.pages().len())
+    let pages = state.table.pages();
+    let ty = cache.ty().ok();
+    let empty = pages.iter().filter(|p| p.map.is_empty()).count();
+    let spare = pages
+        .iter()
+        .filter(|p| p.map.is_empty() && ty.is_some_and(|t| serves(p, t)))
+        .count();
+    (st, pages.len() - empty, spare)
 }

@@ -4,10 +4,11 @@
 # its own (so each instance's ops is the only user of its call site and gets a
 # trampoline). For each N in the arguments it prints one line
 #   WB-MEM n=N tramps=T pages=P slot_pages=SP slots=S slot_bytes=SB vmalloc_exec=V
+#          empty_pages=E
 # with every figure the increase over the state before the instances were made:
 # T trampolines (kallsyms "ftrace_trampoline" symbols), P distinct 4 KiB pages they sit
 # in, SP/S/SB the execslot cache "ftrace_trampoline" (0 without the series), V bytes of
-# /proc/vmallocinfo lines of execmem. Instances are removed again after each N, and a
+# /proc/vmallocinfo lines of execmem, E empty pages that execslot keeps for the next slot. Instances are removed again after each N, and a
 # line "WB-MEM-BACK n=N ..." shows the state after removal (all 0 if nothing leaked).
 # "WB-MEM-ABS n=N ..." gives the same figures as totals, with the trampolines that the
 # boot-time self tests left behind.
@@ -21,7 +22,8 @@ grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions |
 	sort -u > /tmp/quiet_funcs
 
 tramp_addrs() { awk '$3 == "ftrace_trampoline" { print $1 }' /proc/kallsyms | sort; }
-# Always a number (0 without the series), so that every snapshot has six fields.
+# Always a number (0 without the series), so that every snapshot has seven fields.
+empty_pages() { if [ -r $S ]; then sed -n 's/^empty: \([0-9]*\)$/\1/p' $S; else echo 0; fi; }
 slot_field() {
 	if [ -r $S ]; then
 		awk -v f="$1" '$1 == "ftrace_trampoline" { v = $f } END { print v + 0 }' $S
@@ -33,14 +35,14 @@ vm_exec() { awk '/execmem/ { s += $2 } END { print s + 0 }' /proc/vmallocinfo; }
 snapshot() {
 	tramp_addrs > /tmp/tr
 	echo "$(wc -l < /tmp/tr) $(cut -c1-13 /tmp/tr | sort -u | wc -l)" \
-		"$(slot_field 2) $(slot_field 3) $(slot_field 4) $(vm_exec)" |
-		awk '{ for (i = 1; i <= 6; i++) printf "%d ", $i + 0; print "" }'
+		"$(slot_field 2) $(slot_field 3) $(slot_field 4) $(vm_exec) $(empty_pages)" |
+		awk '{ for (i = 1; i <= 7; i++) printf "%d ", $i + 0; print "" }'
 }
 delta() { # label n base now
 	echo "$1 n=$2 $3 $4" | awk '{
-		split("tramps pages slot_pages slots slot_bytes vmalloc_exec", k, " ")
+		split("tramps pages slot_pages slots slot_bytes vmalloc_exec empty_pages", k, " ")
 		printf "%s %s", $1, $2
-		for (i = 1; i <= 6; i++) printf " %s=%d", k[i], $(i + 8) - $(i + 2)
+		for (i = 1; i <= 7; i++) printf " %s=%d", k[i], $(i + 9) - $(i + 2)
 		print ""
 	}'
 }
@@ -74,7 +76,7 @@ for n in "$@"; do
 	make_instances m "$n"
 	now=$(snapshot)
 	delta WB-MEM "$n" "$base" "$now"
-	delta WB-MEM-ABS "$n" "0 0 0 0 0 0" "$now"
+	delta WB-MEM-ABS "$n" "0 0 0 0 0 0 0" "$now"
 	i=0
 	while [ $i -lt "$n" ]; do
 		i=$((i + 1))

@@ -1017,9 +1017,19 @@ class BootResult:
         return out
 
 
-def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append='', cpu=None):
+# Deterministic guests: one TCG thread runs both vCPUs and the guest clock advances one
+# nanosecond per instruction executed (shift=0); sleep=off lets an idle guest jump to its
+# next timer at once. tsc=reliable: with two sockets the kernel would otherwise distrust
+# the TSC and keep time in jiffies (4 ms steps).
+ICOUNT_ARGS = ['-icount', 'shift=0,sleep=off']
+ICOUNT_APPEND = ' tsc=reliable'
+
+
+def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append='', cpu=None,
+              icount=False):
     """Boot `out`'s bzImage with an initramfs running `cmd`; `path` is the
-    kernel_path() the guest scripts check the kernel against."""
+    kernel_path() the guest scripts check the kernel against. With `icount`, the guest
+    clock counts instructions (ICOUNT_ARGS)."""
     bz = os.path.join(out, 'arch', 'x86', 'boot', 'bzImage')
     if not os.path.isfile(bz):
         raise WorkbenchError(f'{bz} does not exist: run `tools/workbench build` first')
@@ -1035,10 +1045,11 @@ def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append='', cpu
     # Two sockets: without ACPI the kernel sees only the CPUs in SeaBIOS's MP table,
     # which lists one per socket ("-smp 2" alone boots one CPU).
     argv = [qemu, '-accel', 'tcg', '-m', '2048', '-smp', '2,sockets=2,cores=1',
-            *(['-cpu', cpu] if cpu else []), '-nographic', '-no-reboot',
+            *(['-cpu', cpu] if cpu else []), *(ICOUNT_ARGS if icount else []),
+            '-nographic', '-no-reboot',
             '-monitor', 'none', '-serial', 'stdio', '-kernel', bz, '-initrd', initrd,
             '-append', f'console=ttyS0 panic=-1 oops=panic loglevel=7 wb_path={path} '
-            f'{append}'.strip()]
+            f'{append}{ICOUNT_APPEND if icount else ""}'.strip()]
     say(f'booting {name} under QEMU/TCG (timeout {timeout}s, console log {log_path})')
     t0 = time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -1445,6 +1456,22 @@ def tramp_code_bytes(out):
     return code + ret + 8
 
 
+SPLIT_FUNC = '__change_page_attr_set_clr'
+
+
+def split_probe_at(out):
+    """Where a kprobe counts the splits of large kernel mappings in the kernel built in
+    `out`: __split_large_page() is inlined into SPLIT_FUNC and ends with its one call of
+    flush_tlb_all() there; "SPLIT_FUNC+0xOFF" of that call."""
+    vmlinux = os.path.join(out, 'vmlinux')
+    p = run(['objdump', '-d', '--no-show-raw-insn', f'--disassemble={SPLIT_FUNC}', vmlinux],
+            capture=True)
+    try:
+        return core.split_probe_offset(p.stdout, SPLIT_FUNC)
+    except ValueError as e:
+        raise WorkbenchError(f'{vmlinux}: {e}') from None
+
+
 def machine_info():
     """One line on the host and the guest the bench ran on."""
     model = '?'
@@ -1478,6 +1505,8 @@ def bench_guest_cmd(args):
     cmd = [f'sh /wb/tramp-mem.sh {ns}',
            f'sh /wb/tramp-cost.sh instances {" ".join(map(str, args.cost_instances))}',
            f'sh /wb/tramp-cost.sh ops {" ".join(map(str, args.ops))}',
+           f'sh /wb/tramp-cost.sh kprobes {" ".join(map(str, args.cost_kprobes))}',
+           f'sh /wb/tramp-cost.sh cycles {args.cycles}',
            f'sh /wb/tramp-cost.sh calls {args.call_runs} {args.calls}']
     for k in kps[:-1]:
         cmd.append(f'sh /wb/kprobe-stress.sh {k} 1 kprobes{k}')
@@ -1487,68 +1516,144 @@ def bench_guest_cmd(args):
     return '; '.join(cmd)
 
 
+# The kernel command line of the bench boots. Small per-instance ring buffers: 1000
+# instances of the default 1.4 MiB per CPU would not fit in the guest.
+BENCH_APPEND = 'trace_buf_size=4096 kunit.enable=0'
+
+
+def in_threads(fns):
+    """Runs the functions at once, one thread each; their results in order, or the first
+    exception raised."""
+    results = [None] * len(fns)
+    errors = [None] * len(fns)
+
+    def call(i):
+        try:
+            results[i] = fns[i]()
+        except BaseException as e:  # re-raised below, in the caller's thread
+            errors[i] = e
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
+
+
+def bench_kernel(P, args, label, vanilla, out, gcmd):
+    """Boots one kernel of the bench with the guest command and returns its figures."""
+    tree = P['vanilla'] if vanilla else P['linux']
+    res = qemu_boot(P, out, tree, f'export WB_SPLIT_AT={split_probe_at(out)}; {gcmd}',
+                    f'bench-{label}-{args.config}', args.timeout,
+                    kernel_path(vanilla, args.config), append=BENCH_APPEND, icount=True)
+    # The guest status is that of the last kprobe stress run, whose own checks are
+    # for `test`; here only a splat or a dead guest fails the bench.
+    problems = [p for p in res.problems() if 'guest command exited' not in p]
+    if problems:
+        raise WorkbenchError(f'bench boot of {label} failed ({res.log_path}):\n  '
+                             + '\n  '.join(problems))
+    # The stress checks of kprobe-stress.sh must pass on both kernels.
+    bad = [g for g in core.parse_guest_tests(res.text) if g.ok is False]
+    if bad:
+        raise WorkbenchError(f'{label}: ' + '; '.join(f'{g.name}: {g.why}' for g in bad[:5]))
+    r = {}
+    m = re.search(r'WB-MEM-INFO kernel=(\S+)', res.text)
+    r['kernel'] = (f'{m.group(1) if m else "?"} ({label}, config {args.config}, '
+                   f'{os.path.relpath(out, P["cache"])}/arch/x86/boot/bzImage, '
+                   f'console log {res.log_path})')
+    r['kp'] = core.parse_kp_lines(res.text)
+    want = sorted([f'kprobes{k}' for k in args.kprobes] + ['mix'])
+    if sorted(r['kp']) != want:
+        raise WorkbenchError(f'{label}: the kprobes measurements are missing '
+                             f'(have {sorted(r["kp"])}; {res.log_path})')
+    mem = core.parse_mem_lines(res.text)
+    if sorted(mem) != sorted(args.instances):
+        raise WorkbenchError(f'{label}: measured n={sorted(mem)}, asked for {args.instances}')
+    r['rows'] = core.mem_rows(label, mem, tramp_code_bytes(out))
+    r['cost'] = core.parse_cost_lines(res.text)
+    want = sorted([('instances', n) for n in args.cost_instances]
+                  + [('ops', n) for n in [0] + args.ops]
+                  + [('kprobes', n) for n in args.cost_kprobes])
+    if sorted(r['cost']) != want:
+        raise WorkbenchError(f'{label}: cost measurements missing (have '
+                             f'{sorted(r["cost"])}; {res.log_path})')
+    r['ptdump'] = core.parse_ptdump_lines(res.text)
+    r['cycles'] = core.parse_cycles_lines(res.text)
+    if list(r['cycles']) != [args.cycles]:
+        raise WorkbenchError(f'{label}: no cycles measurement ({res.log_path})')
+    r['calls'] = core.parse_call_lines(res.text)
+    got = {k: len(v) for k, v in r['calls'].items()}
+    if got != {(rel, s): args.call_runs for rel in (1, 2) for s in (0, 1)}:
+        raise WorkbenchError(f'{label}: per-call runs missing (have {got}; {res.log_path})')
+    r['boot'] = core.boot_times(res.text)
+    return r
+
+
+def bench_boot_again(P, args, label, vanilla, out):
+    """A second boot of one kernel, to nothing but a shell that exits: its boot times."""
+    tree = P['vanilla'] if vanilla else P['linux']
+    res = qemu_boot(P, out, tree, 'true', f'bench-{label}-{args.config}-again', args.timeout,
+                    kernel_path(vanilla, args.config), append=BENCH_APPEND, icount=True)
+    if res.problems():
+        raise WorkbenchError(f'second bench boot of {label} failed ({res.log_path}):\n  '
+                             + '\n  '.join(res.problems()))
+    return core.boot_times(res.text)
+
+
 def cmd_bench(args):
     P = paths()
     ns = args.instances
-    rows, kp, cost, calls, kernels, outs = [], {}, {}, {}, {}, {}
     gcmd = bench_guest_cmd(args)
-    for label, vanilla in (('vanilla', True), ('patched', False)):
-        out = outs[label] = build(P, vanilla, args.config)
-        tree = P['vanilla'] if vanilla else P['linux']
-        # Small per-instance ring buffers: 1000 instances of the default 1.4 MiB per CPU
-        # would not fit in the guest.
-        res = qemu_boot(P, out, tree, gcmd, f'bench-{label}-{args.config}', args.timeout,
-                        kernel_path(vanilla, args.config),
-                        append='trace_buf_size=4096 kunit.enable=0')
-        # The guest status is that of the last kprobe stress run, whose own checks are
-        # for `test`; here only a splat or a dead guest fails the bench.
-        problems = [p for p in res.problems() if 'guest command exited' not in p]
-        if problems:
-            raise WorkbenchError(f'bench boot of {label} failed ({res.log_path}):\n  '
-                                 + '\n  '.join(problems))
-        # The stress checks of kprobe-stress.sh must pass on both kernels.
-        bad = [g for g in core.parse_guest_tests(res.text) if g.ok is False]
-        if bad:
-            raise WorkbenchError(f'{label}: ' + '; '.join(f'{g.name}: {g.why}' for g in bad[:5]))
-        m = re.search(r'WB-MEM-INFO kernel=(\S+)', res.text)
-        kernels[label] = (f'{m.group(1) if m else "?"} ({label}, config {args.config}, '
-                          f'{os.path.relpath(out, P["cache"])}/arch/x86/boot/bzImage, '
-                          f'console log {res.log_path})')
-        kp[label] = core.parse_kp_lines(res.text)
-        want = sorted([f'kprobes{k}' for k in args.kprobes] + ['mix'])
-        if sorted(kp[label]) != want:
-            raise WorkbenchError(f'{label}: the kprobes measurements are missing '
-                                 f'(have {sorted(kp[label])}; {res.log_path})')
-        mem = core.parse_mem_lines(res.text)
-        if sorted(mem) != sorted(ns):
-            raise WorkbenchError(f'{label}: measured n={sorted(mem)}, asked for {ns}')
-        rows += core.mem_rows(label, mem, tramp_code_bytes(out))
-        cost[label] = core.parse_cost_lines(res.text)
-        want = sorted([('instances', n) for n in args.cost_instances]
-                      + [('ops', n) for n in [0] + args.ops])
-        if sorted(cost[label]) != want:
-            raise WorkbenchError(f'{label}: cost measurements missing (have '
-                                 f'{sorted(cost[label])}; {res.log_path})')
-        calls[label] = core.parse_call_lines(res.text)
-        got = {k: len(v) for k, v in calls[label].items()}
-        if got != {(r, s): args.call_runs for r in (1, 2) for s in (0, 1)}:
-            raise WorkbenchError(f'{label}: ns/call runs missing (have {got}; {res.log_path})')
+    kernels = (('vanilla', True), ('patched', False))
+    outs = {label: build(P, vanilla, args.config) for label, vanilla in kernels}
+    # Under -icount the guest's clock does not depend on the host: both kernels boot at
+    # once, one host thread each.
+    got = dict(zip(outs, in_threads([
+        lambda label=label, vanilla=vanilla: bench_kernel(P, args, label, vanilla,
+                                                          outs[label], gcmd)
+        for label, vanilla in kernels])))
+    again = dict(zip(outs, in_threads([
+        lambda label=label, vanilla=vanilla: bench_boot_again(P, args, label, vanilla,
+                                                              outs[label])
+        for label, vanilla in kernels])))
+    rows = got['vanilla']['rows'] + got['patched']['rows']
+    kp = {k: g['kp'] for k, g in got.items()}
+    cost = {k: g['cost'] for k, g in got.items()}
+    calls = {k: g['calls'] for k, g in got.items()}
+    ptdump = {k: g['ptdump'] for k, g in got.items()}
+    cycles = {k: g['cycles'] for k, g in got.items()}
+    boots = {k: [got[k]['boot'], again[k]] for k in got}
+    kernels = {k: g['kernel'] for k, g in got.items()}
     cmdline = 'tools/workbench bench ' + ' '.join(
         [f'--config {args.config}'] * (args.config != 'default')
         + ['--instances ' + ' '.join(map(str, ns))]
+        + ['--cost-instances ' + ' '.join(map(str, args.cost_instances))]
+        + ['--ops ' + ' '.join(map(str, args.ops))]
+        + ['--cost-kprobes ' + ' '.join(map(str, args.cost_kprobes))]
+        + [f'--cycles {args.cycles}']
         + ['--kprobes ' + ' '.join(map(str, args.kprobes))]
         + [f'--call-runs {args.call_runs} --calls {args.calls}'])
     bloat = bloat_report(P['linux'], outs['vanilla'], outs['patched'])
     head = [f'Command: {cmdline}', f'Date: {time.strftime("%Y-%m-%d %H:%M %Z")}',
             f'Machine: {machine_info()}',
             f'Kernels: vanilla {kernels["vanilla"]}', f'         patched {kernels["patched"]}',
-            'Guest command (both kernels; kernel command line trace_buf_size=4096 '
-            f'kunit.enable=0): {gcmd}',
+            'Guests: QEMU/TCG with -icount shift=0,sleep=off (one TCG thread for both',
+            'vCPUs; the guest clock advances 1 ns per instruction executed, and jumps to',
+            'the next timer when idle), kernel command line '
+            f'"{BENCH_APPEND}{ICOUNT_APPEND}".',
+            'Guest command (both kernels; WB_SPLIT_AT, where the splits are counted, is '
+            f'found in each vmlinux): {gcmd}',
+            'Second boot of each kernel, for the boot figures: true',
             '']
     report = ('\n'.join(head) + '\n'
               + core.mem_report(rows, args.config, ns) + '\n' + core.kp_report(kp) + '\n'
-              + core.cost_report(cost) + '\n'
+              + core.boot_report(boots) + '\n'
               + core.call_report(calls, (args.call_runs, args.calls)) + '\n'
+              + core.cost_report(cost, ptdump) + '\n'
+              + core.cycles_report(cycles) + '\n'
               + bloat[0])
     print(report)
     outdir = os.path.join(REPO, 'results') if args.readme else os.path.join(P['cache'], 'bench')
@@ -1563,13 +1668,17 @@ def cmd_bench(args):
     run(['gnuplot'], input=gp, what='gnuplot')
     with open(os.path.join(outdir, 'report.txt'), 'w') as fh:
         fh.write(report)
-    data = {'command': cmdline, 'config': args.config, 'mode': 'QEMU/TCG',
+    data = {'command': cmdline, 'config': args.config,
+            'mode': 'QEMU/TCG -icount shift=0,sleep=off',
             'machine': machine_info(), 'date': time.strftime('%F'), 'kernels': kernels,
             'guest_command': gcmd, 'rows': rows, 'kprobes': kp,
             'mix_instances': args.mix_instances, 'bloat_total': bloat[1],
             'cost': {k: {f'{w}-{n}': v for (w, n), v in c.items()} for k, c in cost.items()},
-            'ns_per_call': {k: {f'rel{r}-regs{g}': v for (r, g), v in c.items()}
-                            for k, c in calls.items()}}
+            'ptdump': {k: {f'{w}-{n}': v for (w, n), v in c.items()} for k, c in ptdump.items()},
+            'cycles': {k: {str(n): v for n, v in c.items()} for k, c in cycles.items()},
+            'boot_ns': boots,
+            'insn_per_call': {k: {f'rel{r}-regs{g}': v for (r, g), v in c.items()}
+                              for k, c in calls.items()}}
     with open(os.path.join(outdir, 'bench.json'), 'w') as fh:
         json.dump(data, fh, indent=1)
     if args.json:
@@ -1673,20 +1782,24 @@ def main(argv=None):
     p.add_argument('--instances', type=int, default=8)
     p.add_argument('--timeout', type=int, default=900)
     p.add_argument('--force', action='store_true', help='as for apply')
-    p = sub.add_parser('bench', help='vanilla vs patched: memory, permission changes, '
-                       'latency and ns/call of trampolines and kprobes; a plot')
+    p = sub.add_parser('bench', help='vanilla vs patched, instructions counted: memory, '
+                       'permission changes and large-page splits, create/free cost, '
+                       'instructions per traced call, boot; a plot')
     p.add_argument('--config', default='default', choices=sorted(CONFIGS))
     p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500, 1000])
-    p.add_argument('--cost-instances', type=int, nargs='+', default=[1, 10, 100, 500],
+    p.add_argument('--cost-instances', type=int, nargs='+', default=[1, 100, 1000],
                    help='N for the create/free cost of instances')
-    p.add_argument('--ops', type=int, nargs='+', default=[1, 10, 100, 500],
+    p.add_argument('--ops', type=int, nargs='+', default=[1, 100, 1000],
                    help='N for registering/unregistering N ops (ftrace-ops.ko)')
-    p.add_argument('--call-runs', type=int, default=5, help='runs of each ns/call case')
-    p.add_argument('--calls', type=int, default=2000000,
-                   help='traced calls per run (the guest clock ticks in 4 ms steps under TCG)')
+    p.add_argument('--cost-kprobes', type=int, nargs='+', default=[100, 1000],
+                   help='N for registering/unregistering N kprobes')
+    p.add_argument('--cycles', type=int, default=100,
+                   help='create/free cycles of one tracing instance')
+    p.add_argument('--call-runs', type=int, default=3, help='runs of each per-call case')
+    p.add_argument('--calls', type=int, default=20000, help='traced calls per run')
     p.add_argument('--kprobes', type=int, nargs='+', default=[100, 1000],
                    help='kprobes for the kprobes runs (the largest also for the mix)')
-    p.add_argument('--kprobe-rounds', type=int, default=3,
+    p.add_argument('--kprobe-rounds', type=int, default=1,
                    help='rounds of the largest kprobes-alone run (add, enable, remove)')
     p.add_argument('--mix-instances', type=int, default=200,
                    help='instances alive during the mixed kprobes run')

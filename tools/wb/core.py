@@ -351,7 +351,8 @@ def template_fixture(nm_text, elf_data, dotconfig_text, label):
 # bench: trampoline memory (tools/guest/tramp-mem.sh)
 
 MEM_RE = re.compile(r'^(WB-MEM|WB-MEM-BACK|WB-MEM-ABS) n=(\d+)((?: \w+=-?\d+)+)\s*$')
-MEM_KEYS = ('tramps', 'pages', 'slot_pages', 'slots', 'slot_bytes', 'vmalloc_exec')
+MEM_KEYS = ('tramps', 'pages', 'slot_pages', 'slots', 'slot_bytes', 'vmalloc_exec',
+            'empty_pages')
 
 
 def _kv(text, line, keys):
@@ -400,7 +401,10 @@ def mem_rows(label, mem, tramp_code_bytes, page_size=4096):
             'slot_bytes_per_trampoline': (tot['slot_bytes'] / tot['slots']) if slots else None,
             'packing': tot['tramps'] * tramp_code_bytes / total_bytes if total_bytes else 0.0,
             'vmalloc_exec_added': held['vmalloc_exec'],
-            'leaked_after_removal': {k: v for k, v in back.items() if v},
+            # An empty page that execslot keeps for the next slot is not a leak.
+            'leaked_after_removal': {k: v for k, v in back.items()
+                                     if v and k != 'empty_pages'},
+            'empty_pages_after_removal': back['empty_pages'],
         })
     return rows
 
@@ -413,7 +417,8 @@ def mem_report(rows, config, ns):
            'and the pages holding them; B/tramp = bytes of those pages per trampoline;',
            'packing = trampoline code / bytes of those pages; vmalloc = growth of the',
            'execmem lines of /proc/vmallocinfo (x86 takes EXECMEM_FTRACE from 2 MiB ROX',
-           'chunks, so it moves in 2 MiB steps, on both kernels).',
+           'chunks, so it moves in 2 MiB steps, on both kernels). After removal, execslot',
+           'keeps one empty page for the next slot: not counted as a leak, but shown.',
            '',
            f'{"N":>5} {"kernel":8} {"added":>6} {"KiB added":>9} {"all":>5} {"pages":>6} '
            f'{"B/tramp":>8} {"packing":>8} {"vmalloc KiB":>11}  leak after removal']
@@ -423,7 +428,9 @@ def mem_report(rows, config, ns):
                    f'{r["total_pages"]:>6} {r["bytes_per_trampoline"]:>8.1f} '
                    f'{r["packing"] * 100:>7.1f}% {r["vmalloc_exec_added"] / 1024:>11.0f}  '
                    + (', '.join(f'{k} {v}' for k, v in r['leaked_after_removal'].items())
-                      or 'none'))
+                      or 'none')
+                   + (f' ({r["empty_pages_after_removal"]:+d} empty page kept)'
+                      if r['empty_pages_after_removal'] else ''))
     by = {(r['kernel'], r['n']): r for r in rows}
     out.append('')
     for n in ns:
@@ -496,9 +503,34 @@ def kp_tag_order(tag):
 
 
 COST_RE = re.compile(r'^WB-COST what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
-COST_KEYS = ('create_us', 'free_us', 'setmem_create', 'setmem_free', 'flush_create',
-             'flush_free', 'ipi_create', 'ipi_free', 'tlb_create', 'tlb_free', 'tramps')
+COST_KEYS = ('create_us', 'free_us', 'create2_us', 'free2_us', 'setmem_create',
+             'setmem_free', 'flush_create', 'flush_free', 'ipi_create', 'ipi_free',
+             'tlb_create', 'tlb_free', 'split_create', 'split_free', 'collapse_create',
+             'collapse_free', 'tramps')
+PTDUMP_RE = re.compile(r'^WB-PTDUMP what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
+CYCLES_RE = re.compile(r'^WB-CYCLES n=(\d+)((?: \w+=-?\d+)+)\s*$')
+CYCLES_KEYS = ('fillers', 'us', 'setmem', 'flush', 'ipi', 'tlb', 'split', 'collapse')
 CALL_RE = re.compile(r'^WB-CALL rel=(\d+) regs=(\d+) run=(\d+)((?: \w+=-?\d+)+)\s*$')
+
+
+def split_probe_offset(objdump_text, func):
+    """"func+0xOFF" of the one call of flush_tlb_all() in `func`'s disassembly (objdump -d
+    --disassemble=func): the end of __split_large_page(), inlined there. ValueError if
+    the function is missing or calls it other than once."""
+    start = None
+    calls = []
+    for line in objdump_text.splitlines():
+        m = re.match(r'^([0-9a-f]+) <([^>]+)>:$', line.strip())
+        if m:
+            start = int(m.group(1), 16) if m.group(2) == func else None
+            continue
+        m = re.match(r'^\s*([0-9a-f]+):\s+call\s+[0-9a-f]+ <flush_tlb_all>$', line)
+        if m and start is not None:
+            calls.append(int(m.group(1), 16) - start)
+    if len(calls) != 1:
+        raise ValueError(f'{func} calls flush_tlb_all() {len(calls)} times, not once: '
+                         'cannot count the splits of large mappings')
+    return f'{func}+{calls[0]:#x}'
 
 
 def parse_cost_lines(log_text):
@@ -512,6 +544,65 @@ def parse_cost_lines(log_text):
         if m:
             out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), line, COST_KEYS)
     return out
+
+
+def parse_ptdump_lines(log_text):
+    """{(what, n): {'pmd_kib': .., 'pte_kib': ..}} from the WB-PTDUMP lines."""
+    out = {}
+    for raw in log_text.splitlines():
+        m = PTDUMP_RE.match(strip_console_prefix(raw).strip())
+        if m:
+            out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), m.group(0),
+                                                     ('pmd_kib', 'pte_kib'))
+    return out
+
+
+def parse_cycles_lines(log_text):
+    """{n: {...}} from the WB-CYCLES lines of tramp-cost.sh cycles."""
+    out = {}
+    for raw in log_text.splitlines():
+        m = CYCLES_RE.match(strip_console_prefix(raw).strip())
+        if m:
+            out[int(m.group(1))] = _kv(m.group(2), m.group(0), CYCLES_KEYS)
+    return out
+
+
+_STAMP_RE = re.compile(r'^\[\s*(\d+)\.(\d{6})\] (.*)$')
+
+
+def boot_times(log_text):
+    """Nanoseconds of the guest clock, from the printk timestamps of a boot log:
+    'init' (to "Run /init as init process"), 'tracer_tests' (from "Running postponed
+    tracer tests:" to the first line after them that is not theirs) and 'event_tests'
+    (from the first "Running tests on trace events:" to the line after "Testing ftrace
+    filter"). WorkbenchError if a mark is missing."""
+    lines = []
+    for raw in log_text.splitlines():
+        m = _STAMP_RE.match(raw.strip())
+        if m:
+            lines.append((int(m.group(1)) * 10**9 + int(m.group(2)) * 1000, m.group(3)))
+
+    def first(pred, start=0):
+        for i in range(start, len(lines)):
+            if pred(lines[i][1]):
+                return i
+        raise WorkbenchError('boot log: no line ' + getattr(pred, 'what', '?'))
+
+    def has(text):
+        pred = lambda t: text in t
+        pred.what = repr(text)
+        return pred
+    init = first(has('Run /init as init process'))
+    t0 = first(has('Running postponed tracer tests:'))
+    not_test = lambda t: not t.startswith(('Testing ', '('))
+    not_test.what = 'after the tracer tests'
+    t1 = first(not_test, t0 + 1)
+    e0 = first(has('Running tests on trace events:'))
+    e1 = first(has('Testing ftrace filter'), e0) + 1
+    if e1 >= len(lines):
+        raise WorkbenchError('boot log: nothing after "Testing ftrace filter"')
+    return {'init': lines[init][0], 'tracer_tests': lines[t1][0] - lines[t0][0],
+            'event_tests': lines[e1][0] - lines[e0][0]}
 
 
 def parse_call_lines(log_text):
@@ -540,50 +631,116 @@ def ratio(p, v):
     return f'{p / v:.2f}' if v else 'n/a'
 
 
-def cost_report(cost):
-    """Text table of tramp-cost.sh's figures: {kernel: {(what, n): {...}}}."""
-    out = ['Creating and freeing trampolines. "instances": N tracing instances, each tracing',
-           'one function (one trampoline each, plus a ring buffer and tracefs files);',
-           '"ops": samples/ftrace/ftrace-ops.ko registering N ops (one trampoline each)',
-           'at insmod, unregistering them at rmmod ("ops 0": the module alone). ms from',
-           'printk timestamps in the guest, in a pass without probes (TCG: compare only the',
-           'ratio p/v). Counted in a second pass: set_memory = calls of set_memory_{rox,ro,',
-           'rw,x,nx}; flushes = calls of flush_tlb_kernel_range/flush_tlb_all and runs of',
-           '__cpa_flush_tlb on each CPU (kprobe events); IPIs = function-call interrupts,',
-           'TLB = TLB-shootdown interrupts, all CPUs (/proc/interrupts CAL, TLB). c/f =',
-           'while creating / while freeing.',
+def _per(value, n):
+    """`value` (microseconds = thousands of instructions) per object, in k instructions."""
+    return value / n if n else float(value)
+
+
+def _drift(a, b):
+    """How far the second run is from the first, as a signed percentage."""
+    return f'{(b - a) / a * 100:+.1f}%' if a else 'n/a'
+
+
+def cost_report(cost, ptdump=None):
+    """Text table of tramp-cost.sh's figures: {kernel: {(what, n): {...}}}, and the
+    mappings of {kernel: {(what, n): {...}}} from WB-PTDUMP."""
+    out = ['Creating and freeing trampolines and kprobes. "instances": N tracing instances,',
+           'each tracing one function (one trampoline each, plus a ring buffer and tracefs',
+           'files); "ops": samples/ftrace/ftrace-ops.ko registering N ops (one trampoline',
+           'each) at insmod, unregistering them at rmmod ("ops 0": the module alone, in',
+           'total); "kprobes": N kprobe events added inside N functions (register_kprobe(),',
+           'an instruction slot each) and removed. kI/obj = thousands of instructions per',
+           'object (guest clock under -icount; waits for timers and grace periods count as',
+           'their virtual time), run 1, and how far run 2 was from it. Counted in a third',
+           'run with kprobe events on: set_memory = calls of set_memory_{rox,ro,rw,x,nx};',
+           'flushes = calls of flush_tlb_kernel_range/flush_tlb_all and runs of',
+           '__cpa_flush_tlb on each CPU; splits = large kernel mappings split by',
+           'set_memory_*(); collapses = collapse_large_pages() calls that collapsed one;',
+           'IPIs = function-call interrupts, TLB = TLB-shootdown interrupts, all CPUs',
+           '(/proc/interrupts CAL, TLB). c/f = while creating / while freeing, in total.',
            '',
-           f'{"what":9} {"N":>5} {"kernel":8} {"create ms":>9} {"free ms":>9} '
-           f'{"set_memory c/f":>14} {"flushes c/f":>12} {"IPIs c/f":>11} {"TLB c/f":>11}']
+           f'{"what":9} {"N":>5} {"kernel":8} {"create kI/obj":>20} {"free kI/obj":>20} '
+           f'{"set_memory":>11} {"flushes":>11} {"splits":>9} {"collapses":>9} '
+           f'{"IPIs":>11} {"TLB":>9}']
+    pair = lambda r, k: f'{r[k + "_create"]:>4}/{r[k + "_free"]:<4}'
     keys = sorted({k for c in cost.values() for k in c})
     for key in keys:
+        n = key[1]
         for kernel in ('vanilla', 'patched'):
             r = cost.get(kernel, {}).get(key)
             if not r:
                 continue
-            out.append(f'{key[0]:9} {key[1]:>5} {kernel:8} {r["create_us"] / 1000:>9.1f} '
-                       f'{r["free_us"] / 1000:>9.1f} '
-                       f'{r["setmem_create"]:>6} /{r["setmem_free"]:>6} '
-                       f'{r["flush_create"]:>5} /{r["flush_free"]:>5} '
-                       f'{r["ipi_create"]:>4} /{r["ipi_free"]:>5} '
-                       f'{r["tlb_create"]:>4} /{r["tlb_free"]:>5}')
+            c = f'{_per(r["create_us"], n):.1f} ({_drift(r["create_us"], r["create2_us"])})'
+            f = f'{_per(r["free_us"], n):.1f} ({_drift(r["free_us"], r["free2_us"])})'
+            out.append(f'{key[0]:9} {n:>5} {kernel:8} {c:>20} {f:>20} '
+                       f'{pair(r, "setmem"):>11} {pair(r, "flush"):>11} '
+                       f'{pair(r, "split"):>9} {pair(r, "collapse"):>9} '
+                       f'{pair(r, "ipi"):>11} {pair(r, "tlb"):>9}')
         v, p = cost.get('vanilla', {}).get(key), cost.get('patched', {}).get(key)
         if v and p:
-            out.append(f'{"":9} {"":>5} {"p/v":8} {ratio(p["create_us"], v["create_us"]):>9} '
-                       f'{ratio(p["free_us"], v["free_us"]):>9}')
+            out.append(f'{"":9} {"":>5} {"p/v":8} {ratio(p["create_us"], v["create_us"]):>20} '
+                       f'{ratio(p["free_us"], v["free_us"]):>20}')
+    if ptdump:
+        out += ['', 'Executable mappings of the module area (where execmem puts ftrace and',
+                'kprobes code) with the N objects alive, from the kernel page-table dump',
+                '(debugfs page_tables/kernel): KiB mapped by 2 MiB (pmd) and by 4 KiB (pte)',
+                'entries.', '',
+                f'{"what":9} {"N":>5} {"vanilla pmd/pte KiB":>20} {"patched pmd/pte KiB":>20}']
+        for key in sorted({k for c in ptdump.values() for k in c}):
+            cells = []
+            for kernel in ('vanilla', 'patched'):
+                d = ptdump.get(kernel, {}).get(key)
+                cells.append(f'{d["pmd_kib"]} / {d["pte_kib"]}' if d else '-')
+            out.append(f'{key[0]:9} {key[1]:>5} {cells[0]:>20} {cells[1]:>20}')
+    return '\n'.join(out) + '\n'
+
+
+def cycles_report(cycles):
+    """Text table of {kernel: {n: {...}}} from WB-CYCLES."""
+    out = ['One tracing instance created and freed over and over ("fillers": instances',
+           'made first so that every cycle\'s trampoline needs a page of its own; only',
+           'with execslot, whose pages hold many). kI/cycle as above; the counts are',
+           'totals over all cycles.', '',
+           f'{"cycles":>6} {"kernel":8} {"fillers":>7} {"kI/cycle":>10} {"set_memory":>10} '
+           f'{"flushes":>8} {"splits":>7} {"collapses":>9} {"IPIs":>6} {"TLB":>5}']
+    for n in sorted({k for c in cycles.values() for k in c}):
+        for kernel in ('vanilla', 'patched'):
+            r = cycles.get(kernel, {}).get(n)
+            if r:
+                out.append(f'{n:>6} {kernel:8} {r["fillers"]:>7} {r["us"] / n:>10.1f} '
+                           f'{r["setmem"]:>10} {r["flush"]:>8} {r["split"]:>7} '
+                           f'{r["collapse"]:>9} {r["ipi"]:>6} {r["tlb"]:>5}')
+    return '\n'.join(out) + '\n'
+
+
+def boot_report(boots):
+    """Text table of {kernel: [boot_times() of each boot]}."""
+    out = ['Boot, in millions of instructions (guest clock under -icount): to "Run /init",',
+           'the ftrace startup tests of the tracers and those of the trace events',
+           '(CONFIG_FTRACE_STARTUP_TEST); one column per boot.', '']
+    for what in ('init', 'tracer_tests', 'event_tests'):
+        row = [f'{what:13}']
+        meds = {}
+        for kernel in ('vanilla', 'patched'):
+            vals = [b[what] for b in boots.get(kernel, [])]
+            meds[kernel] = vals[0] if vals else None
+            row.append(f'{kernel} ' + ' '.join(f'{v / 1e6:9.3f}' for v in vals))
+        if None not in meds.values():
+            row.append(f'p/v {ratio(meds["patched"], meds["vanilla"])}')
+        out.append('  '.join(row))
     return '\n'.join(out) + '\n'
 
 
 def call_report(calls, runs_calls):
     """Text table of ns per traced call: {kernel: {(rel, regs): [ns, ...]}}."""
-    out = ['ns per traced call, samples/ftrace/ftrace-ops.ko (nr_function_calls='
-           f'{runs_calls[1]}), {runs_calls[0]} runs per case: median [min, max];',
-           'rel = nr_ops_relevant (1: the call site calls the ops\' own trampoline, 2: the',
-           'list function through ftrace_caller/ftrace_regs_caller), regs = save_regs.',
-           'The module times the loop with ktime, which advances in 4 ms steps in this',
-           'guest: the runs are long to keep that step small against them.',
+    out = ['Instructions per traced call, samples/ftrace/ftrace-ops.ko (nr_function_calls='
+           f'{runs_calls[1]}), {runs_calls[0]} runs per case: median [min, max]. The module',
+           'times its loop with ktime, which under -icount counts instructions; the loop',
+           'and the traced function are included. rel = nr_ops_relevant (1: the call site',
+           'calls the ops\' own trampoline, 2: the list function through ftrace_caller/',
+           'ftrace_regs_caller), regs = save_regs.',
            '',
-           f'{"rel":>3} {"regs":>4} {"vanilla ns/call":>24} {"patched ns/call":>24} {"p/v":>5}']
+           f'{"rel":>3} {"regs":>4} {"vanilla insn/call":>24} {"patched insn/call":>24} {"p/v":>5}']
     keys = sorted({k for c in calls.values() for k in c})
     for key in keys:
         cells = []
@@ -696,22 +853,40 @@ def bench_summary(data):
     keys = [k for k in v if k.startswith('instances-') and k in p]
     if keys:
         k = max(keys, key=lambda x: int(x.split('-')[1]))
-        out.append(f'  creating / freeing {k.split("-")[1]} instances:')
-        out.append(f'    set_memory_*() calls: vanilla {v[k]["setmem_create"]} / '
-                   f'{v[k]["setmem_free"]}, patched {p[k]["setmem_create"]} / '
-                   f'{p[k]["setmem_free"]}')
-        out.append(f'    time, patched/vanilla: {ratio(p[k]["create_us"], v[k]["create_us"])}'
+        out.append(f'  creating / freeing {k.split("-")[1]} instances (a trampoline each):')
+        for what, key in (('set_memory_*() calls', 'setmem'),
+                          ('splits of a large mapping', 'split'),
+                          ('TLB flushes', 'flush')):
+            if f'{key}_create' in v[k] and f'{key}_create' in p[k]:
+                out.append(f'    {what}: vanilla {v[k][key + "_create"]} / '
+                           f'{v[k][key + "_free"]}, patched {p[k][key + "_create"]} / '
+                           f'{p[k][key + "_free"]}')
+        out.append(f'    instructions, patched/vanilla: '
+                   f'{ratio(p[k]["create_us"], v[k]["create_us"])}'
                    f' / {ratio(p[k]["free_us"], v[k]["free_us"])}')
-    calls = data.get('ns_per_call', {})
+    cyc = data.get('cycles', {})
+    cv, cp = cyc.get('vanilla', {}), cyc.get('patched', {})
+    for n in sorted(set(cv) & set(cp), key=int):
+        out.append(f'  {n} create/free cycles of one trampoline: set_memory_*() calls '
+                   f'vanilla {cv[n]["setmem"]}, patched {cp[n]["setmem"]}; TLB flushes '
+                   f'{cv[n]["flush"]} / {cp[n]["flush"]}')
+    calls = data.get('insn_per_call', {})
     cv, cp = calls.get('vanilla', {}), calls.get('patched', {})
     cells = []
     for k in sorted(cv):
         if k in cp:
-            cells.append(f'{k.replace("-", " ")} {ratio(spread(cp[k])[0], spread(cv[k])[0])}')
+            cells.append(f'{k.replace("-", " ")} {spread(cv[k])[0]:.1f} / '
+                         f'{spread(cp[k])[0]:.1f}')
     if cells:
-        out.append('  ns per traced call (ftrace-ops.ko), median patched/vanilla')
-        out.append('  (TCG timings are noisy: min and max are in the report):')
+        out.append('  instructions per traced call (ftrace-ops.ko), vanilla / patched:')
         out.append('    ' + ', '.join(cells))
+    boots = data.get('boot_ns', {})
+    if boots.get('vanilla') and boots.get('patched'):
+        bv, bp = boots['vanilla'][0], boots['patched'][0]
+        out.append('  boot, patched/vanilla: to init '
+                   f'{ratio(bp["init"], bv["init"])}, ftrace startup tests '
+                   f'{ratio(bp["tracer_tests"], bv["tracer_tests"])} (tracers), '
+                   f'{ratio(bp["event_tests"], bv["event_tests"])} (events)')
     if data.get('bloat_total'):
         out.append(f'  vmlinux: {data["bloat_total"]}')
     return '\n'.join(out)

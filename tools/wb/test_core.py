@@ -447,12 +447,12 @@ class TestCli(unittest.TestCase):
 
 class MemTest(unittest.TestCase):
     LOG = """[  12.3] WB-MEM-INFO kernel=7.3.4 quiet_functions=900
-WB-MEM n=10 tramps=10 pages=1 slot_pages=1 slots=10 slot_bytes=2080 vmalloc_exec=0
-WB-MEM-ABS n=10 tramps=21 pages=2 slot_pages=2 slots=21 slot_bytes=4368 vmalloc_exec=0
-WB-MEM-BACK n=10 tramps=0 pages=0 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
-WB-MEM n=1 tramps=1 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=4096
-WB-MEM-ABS n=1 tramps=13 pages=13 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
-WB-MEM-BACK n=1 tramps=0 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0
+WB-MEM n=10 tramps=10 pages=1 slot_pages=1 slots=10 slot_bytes=2080 vmalloc_exec=0 empty_pages=0
+WB-MEM-ABS n=10 tramps=21 pages=2 slot_pages=2 slots=21 slot_bytes=4368 vmalloc_exec=0 empty_pages=0
+WB-MEM-BACK n=10 tramps=0 pages=0 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0 empty_pages=1
+WB-MEM n=1 tramps=1 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=4096 empty_pages=0
+WB-MEM-ABS n=1 tramps=13 pages=13 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0 empty_pages=0
+WB-MEM-BACK n=1 tramps=0 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=0 empty_pages=0
 """
 
     def test_parse_and_rows(self):
@@ -467,9 +467,12 @@ WB-MEM-BACK n=1 tramps=0 pages=1 slot_pages=0 slots=0 slot_bytes=0 vmalloc_exec=
         self.assertEqual(r10['slot_bytes_per_trampoline'], 208)
         self.assertIsNone(r1['slot_bytes_per_trampoline'])
         self.assertEqual(r1['leaked_after_removal'], {'pages': 1})
+        # The empty page kept for the next slot is shown, not counted as a leak.
         self.assertEqual(r10['leaked_after_removal'], {})
+        self.assertEqual(r10['empty_pages_after_removal'], 1)
         text = core.mem_report([r1, r10], 'default', [1, 10])
         self.assertIn('  10 k', text)
+        self.assertIn('none (+1 empty page kept)', text)
 
     def test_guest_error_and_incomplete(self):
         with self.assertRaisesRegex(WorkbenchError, 'only 3 functions'):
@@ -511,8 +514,13 @@ class KpTest(unittest.TestCase):
 
 class CostTest(unittest.TestCase):
     LOG = ('[ 2.0] WB-COST what=instances n=10 create_us=844619 free_us=2519591 '
+           'create2_us=844620 free2_us=2772000 '
            'setmem_create=0 setmem_free=3 flush_create=0 flush_free=6 ipi_create=149 '
-           'ipi_free=233 tlb_create=1 tlb_free=2 tramps=21\n'
+           'ipi_free=233 tlb_create=1 tlb_free=2 split_create=0 split_free=1 '
+           'collapse_create=0 collapse_free=1 tramps=21\n'
+           'WB-PTDUMP what=instances n=10 pmd_kib=2048 pte_kib=8\n'
+           'WB-CYCLES n=100 fillers=28 us=5000000 setmem=0 flush=0 ipi=10 tlb=0 split=0 '
+           'collapse=0\n'
            'WB-CALL rel=1 regs=0 run=1 calls=200000 total_ns=3000000 ns_per_call=15\n'
            'WB-CALL rel=1 regs=0 run=2 calls=200000 total_ns=1000000 ns_per_call=5\n'
            'WB-CALL rel=1 regs=0 run=3 calls=200000 total_ns=2000000 ns_per_call=10\n')
@@ -521,14 +529,29 @@ class CostTest(unittest.TestCase):
         cost = core.parse_cost_lines(self.LOG)
         self.assertEqual(list(cost), [('instances', 10)])
         self.assertEqual(cost[('instances', 10)]['ipi_free'], 233)
+        self.assertEqual(cost[('instances', 10)]['split_free'], 1)
         with self.assertRaisesRegex(WorkbenchError, 'guest: WB-COST-ERROR x'):
             core.parse_cost_lines('WB-COST-ERROR x\n')
         with self.assertRaisesRegex(WorkbenchError, 'lacks'):
             core.parse_cost_lines('WB-COST what=ops n=1 create_us=1\n')
+        ptdump = core.parse_ptdump_lines(self.LOG)
+        self.assertEqual(ptdump, {('instances', 10): {'pmd_kib': 2048, 'pte_kib': 8}})
         text = core.cost_report({'patched': cost, 'vanilla': {('instances', 10): dict(
-            cost[('instances', 10)], create_us=422309)}})
-        self.assertIn('instances    10 patched      844.6    2519.6', text)
+            cost[('instances', 10)], create_us=422309)}}, {'patched': ptdump})
+        # Per object: microseconds of the icount clock / N = thousands of instructions;
+        # the second run as a drift from the first.
+        self.assertRegex(text, r'instances\s+10 patched\s+84461\.9 \(\+0\.0%\)\s+'
+                         r'251959\.1 \(\+10\.0%\)\s+0/3\s+0/6\s+0/1\s+0/1\s+149/233\s+1/2')
         self.assertRegex(text, r'p/v\s+2\.00\s+1\.00')
+        self.assertRegex(text, r'instances\s+10\s+-\s+2048 / 8')
+
+    def test_cycles(self):
+        cycles = core.parse_cycles_lines(self.LOG)
+        self.assertEqual(cycles[100]['fillers'], 28)
+        text = core.cycles_report({'patched': cycles})
+        self.assertRegex(text, r'100 patched\s+28\s+50000\.0\s+0\s+0\s+0\s+0\s+10\s+0')
+        with self.assertRaisesRegex(WorkbenchError, 'lacks'):
+            core.parse_cycles_lines('WB-CYCLES n=1 us=3\n')
 
     def test_calls_spread(self):
         calls = core.parse_call_lines(self.LOG)
@@ -538,6 +561,47 @@ class CostTest(unittest.TestCase):
         text = core.call_report({'vanilla': {(1, 0): [20.0]}, 'patched': calls}, (3, 200000))
         self.assertIn('20.0 [20.0, 20.0]', text)
         self.assertIn('10.0 [5.0, 15.0]  0.50', text)
+
+    BOOT = """Booting from ROM..\x1b[2J[    0.000000] Linux version 7.3.4+
+[    0.366068] Running postponed tracer tests:
+[    0.366100] Testing tracer function: PASSED
+[    0.840985] Testing dynamic ftrace ops #1:\x20
+[    0.954129] (1 0 1 0 0)\x20
+[    4.155386] Testing multiple fgraph storage on a function: PASSED
+[    4.267373] kprobes: kprobe jump-optimization is enabled.
+[    4.346259] Running tests on trace events:
+[    4.346261] Testing event initcall_finish:\x20
+[   20.972456] Testing ftrace filter: OK
+[   20.972866] trace_kprobe: Testing kprobe tracing: OK
+[   20.980970] Run /init as init process\r
+"""
+
+    def test_boot_times(self):
+        self.assertEqual(core.boot_times(self.BOOT), {
+            'init': 20980970000, 'tracer_tests': 4267373000 - 366068000,
+            'event_tests': 20972866000 - 4346259000})
+        with self.assertRaisesRegex(WorkbenchError, 'Run /init'):
+            core.boot_times(self.BOOT.replace('Run /init', 'Run /sbin/init'))
+        text = core.boot_report({'vanilla': [core.boot_times(self.BOOT)] * 2,
+                                 'patched': [core.boot_times(self.BOOT)]})
+        self.assertRegex(text, r'init\s+vanilla\s+20980\.970\s+20980\.970\s+patched\s+'
+                         r'20980\.970\s+p/v 1\.00')
+
+    def test_split_probe_offset(self):
+        dis = """
+Disassembly of section .text:
+
+ffffffff810539b0 <__change_page_attr_set_clr>:
+ffffffff810539b0:\tcall   ffffffff81063e70 <__fentry__>
+ffffffff81053fb2:\tcall   ffffffff81051480 <flush_tlb_all>
+ffffffff81053fb7:\tjmp    ffffffff81053a00 <__change_page_attr_set_clr+0x50>
+"""
+        f = '__change_page_attr_set_clr'
+        self.assertEqual(core.split_probe_offset(dis, f), f + '+0x602')
+        with self.assertRaisesRegex(ValueError, '2 times'):
+            core.split_probe_offset(dis + dis.splitlines()[5] + '\n', f)
+        with self.assertRaisesRegex(ValueError, '0 times'):
+            core.split_probe_offset(dis, 'other')
 
     def test_plot_data(self):
         rows = [{'kernel': 'vanilla', 'n': 10, 'total_pages': 21},
@@ -571,19 +635,30 @@ class SendTest(unittest.TestCase):
                             'patched': {'mix': {'n': 1000, 'exec_pages': 40}}},
                 'mix_instances': 200,
                 'cost': {'vanilla': {'instances-10': {'setmem_create': 40, 'setmem_free': 0,
+                                                      'split_create': 10, 'split_free': 9,
                                                       'create_us': 100, 'free_us': 200}},
                          'patched': {'instances-10': {'setmem_create': 0, 'setmem_free': 0,
+                                                      'split_create': 0, 'split_free': 0,
                                                       'create_us': 90, 'free_us': 200}}},
-                'ns_per_call': {'vanilla': {'rel1-regs0': [10, 12, 11]},
-                                'patched': {'rel1-regs0': [11, 11, 13]}},
+                'cycles': {'vanilla': {'100': {'setmem': 600, 'flush': 1100}},
+                           'patched': {'100': {'setmem': 0, 'flush': 0}}},
+                'insn_per_call': {'vanilla': {'rel1-regs0': [43.0, 43.0]},
+                                  'patched': {'rel1-regs0': [43.0, 43.1]}},
+                'boot_ns': {'vanilla': [{'init': 100, 'tracer_tests': 10, 'event_tests': 50}],
+                            'patched': [{'init': 99, 'tracer_tests': 9, 'event_tests': 50}]},
                 'bloat_total': 'Total: Before=1, After=2, chg +100.00%'}
         text = core.bench_summary(data)
         self.assertIn('N=10    vanilla    84 KiB, patched    8 KiB (10.5x less)', text)
         self.assertIn('mix: 1000 kprobes + 200 instances: vanilla 960 KiB, patched 160 KiB '
                       '(6.0x less)', text)
         self.assertIn('set_memory_*() calls: vanilla 40 / 0, patched 0 / 0', text)
-        self.assertIn('time, patched/vanilla: 0.90 / 1.00', text)
-        self.assertIn('rel1 regs0 1.00', text)
+        self.assertIn('splits of a large mapping: vanilla 10 / 9, patched 0 / 0', text)
+        self.assertIn('instructions, patched/vanilla: 0.90 / 1.00', text)
+        self.assertIn('100 create/free cycles of one trampoline: set_memory_*() calls vanilla '
+                      '600, patched 0; TLB flushes 1100 / 0', text)
+        self.assertIn('rel1 regs0 43.0 / 43.0', text)
+        self.assertIn('boot, patched/vanilla: to init 0.99, ftrace startup tests 0.90 '
+                      '(tracers), 1.00 (events)', text)
         self.assertIn('vmlinux: Total: Before=1', text)
 
 
@@ -681,3 +756,28 @@ class TestConfigs(unittest.TestCase):
                 on = [k for k, v in merged.items()
                       if v != 'n' and k.startswith('CONFIG_RUST')]
                 self.assertEqual(on, [], f'{config} (vanilla={vanilla})')
+
+
+class GuestShellTest(unittest.TestCase):
+    """Functions of the guest scripts, run by the busybox that the guest runs them with."""
+
+    def shell_function(self, script, name):
+        with open(os.path.join(cli.GUEST, script)) as fh:
+            text = fh.read()
+        start = text.index(f'\n{name}() {{\n') + 1
+        return text[start:text.index('\n}\n', start) + 3]
+
+    def test_mark_us_reads_microseconds_in_decimal(self):
+        # busybox awk reads a number with a leading zero as octal: 21.026220 s must give
+        # 21026220 us, not 21011408.
+        busybox = cli.shutil.which('busybox') or '/bin/busybox'
+        self.assertTrue(os.path.isfile(busybox), 'busybox-static is a setup dependency')
+        script = ('dmesg() { printf "[   21.026220] wb-mark a-1\\n[    3.000100] wb-mark b\\n"; }\n'
+                  'err() { echo "ERR $*"; exit 1; }\n'
+                  + self.shell_function('tramp-cost.sh', 'mark_us')
+                  + 'mark_us a-1; mark_us b; mark_us c\n')
+        p = subprocess.run([busybox, 'sh', '-c', script], capture_output=True, text=True)
+        self.assertEqual(p.stdout.split('\n')[:3], ['21026220', '3000100',
+                                                     'ERR no printk timestamp for mark c '
+                                                     '(CONFIG_PRINTK_TIME?)'])
+        self.assertEqual(p.returncode, 1)
