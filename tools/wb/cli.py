@@ -28,6 +28,7 @@ PATCHES = os.path.join(REPO, 'patches')
 CI_KERNEL = os.path.join(REPO, 'ci', 'kernel')
 GUEST = os.path.join(TOOLS, 'guest')
 GUEST_BIN = os.path.join(TOOLS, 'guest-bin')
+GUEST_MOD = os.path.join(TOOLS, 'guest-mod')
 
 # Top-level directories whose files the series may add; the repo keeps a copy of each.
 OVERLAY_DIRS = ('arch', 'kernel', 'include', 'Documentation', 'rust', 'lib', 'mm', 'samples')
@@ -910,6 +911,21 @@ def install_modules(tree, out, log):
         cwd=tree, log=log, what='make modules_install')
 
 
+def guest_modules(P, tree, out):
+    """Builds the bench's modules (tools/guest-mod/) against the kernel in `out` and
+    installs them beside its own (modinstall/lib/modules/*/updates/), where the guest
+    finds them."""
+    src = os.path.join(P['cache'], 'guest-mod', os.path.basename(os.path.normpath(out)))
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(GUEST_MOD, src)
+    log = os.path.join(P['logs'], f'guest-mod-{os.path.basename(os.path.normpath(out))}.log')
+    run(make_cmd(out, f'M={src}', 'modules'), cwd=tree, log=log,
+        what=f'make M={src} modules')
+    run(make_cmd(out, f'M={src}', 'modules_install',
+                 f'INSTALL_MOD_PATH={os.path.join(out, "modinstall")}', 'INSTALL_MOD_STRIP=1'),
+        cwd=tree, log=log, what=f'make M={src} modules_install')
+
+
 def build(P, vanilla, config, jobs=None):
     tree = P['vanilla'] if vanilla else P['linux']
     out = build_dir(P, vanilla, config)
@@ -1507,7 +1523,8 @@ def bench_guest_cmd(args):
            f'sh /wb/tramp-cost.sh ops {" ".join(map(str, args.ops))}',
            f'sh /wb/tramp-cost.sh kprobes {" ".join(map(str, args.cost_kprobes))}',
            f'sh /wb/tramp-cost.sh cycles {args.cycles}',
-           f'sh /wb/tramp-cost.sh calls {args.call_runs} {args.calls}']
+           f'sh /wb/tramp-cost.sh calls {args.call_runs} {args.calls}',
+           f'sh /wb/text-lookup.sh {args.text_loops} {" ".join(map(str, args.text_ops))}']
     for k in kps[:-1]:
         cmd.append(f'sh /wb/kprobe-stress.sh {k} 1 kprobes{k}')
     cmd.append(f'sh /wb/kprobe-stress.sh {kps[-1]} {args.kprobe_rounds} kprobes{kps[-1]}')
@@ -1546,6 +1563,7 @@ def in_threads(fns):
 def bench_kernel(P, args, label, vanilla, out, gcmd):
     """Boots one kernel of the bench with the guest command and returns its figures."""
     tree = P['vanilla'] if vanilla else P['linux']
+    guest_modules(P, tree, out)
     res = qemu_boot(P, out, tree, f'export WB_SPLIT_AT={split_probe_at(out)}; {gcmd}',
                     f'bench-{label}-{args.config}', args.timeout,
                     kernel_path(vanilla, args.config), append=BENCH_APPEND, icount=True)
@@ -1588,6 +1606,10 @@ def bench_kernel(P, args, label, vanilla, out, gcmd):
     got = {k: len(v) for k, v in r['calls'].items()}
     if got != {(rel, s): args.call_runs for rel in (1, 2) for s in (0, 1)}:
         raise WorkbenchError(f'{label}: per-call runs missing (have {got}; {res.log_path})')
+    r['text'] = core.parse_text_lines(res.text)
+    if sorted(r['text']) != sorted(args.text_ops):
+        raise WorkbenchError(f'{label}: text lookups measured for {sorted(r["text"])}, '
+                             f'asked for {args.text_ops} ({res.log_path})')
     r['boot'] = core.boot_times(res.text)
     return r
 
@@ -1626,6 +1648,7 @@ def cmd_bench(args):
     ptdump = {k: g['ptdump'] for k, g in got.items()}
     cycles = {k: g['cycles'] for k, g in got.items()}
     boots = {k: [got[k]['boot'], again[k]] for k in got}
+    text = {k: g['text'] for k, g in got.items()}
     kernels = {k: g['kernel'] for k, g in got.items()}
     cmdline = 'tools/workbench bench ' + ' '.join(
         [f'--config {args.config}'] * (args.config != 'default')
@@ -1634,6 +1657,8 @@ def cmd_bench(args):
         + ['--ops ' + ' '.join(map(str, args.ops))]
         + ['--cost-kprobes ' + ' '.join(map(str, args.cost_kprobes))]
         + [f'--cycles {args.cycles}']
+        + [f'--text-loops {args.text_loops} --text-ops '
+           + ' '.join(map(str, args.text_ops))]
         + ['--kprobes ' + ' '.join(map(str, args.kprobes))]
         + [f'--call-runs {args.call_runs} --calls {args.calls}'])
     bloat = bloat_report(P['linux'], outs['vanilla'], outs['patched'])
@@ -1654,6 +1679,7 @@ def cmd_bench(args):
               + core.call_report(calls, (args.call_runs, args.calls)) + '\n'
               + core.cost_report(cost, ptdump) + '\n'
               + core.cycles_report(cycles) + '\n'
+              + core.text_report(text) + '\n'
               + bloat[0])
     print(report)
     outdir = os.path.join(REPO, 'results') if args.readme else os.path.join(P['cache'], 'bench')
@@ -1677,6 +1703,7 @@ def cmd_bench(args):
             'ptdump': {k: {f'{w}-{n}': v for (w, n), v in c.items()} for k, c in ptdump.items()},
             'cycles': {k: {str(n): v for n, v in c.items()} for k, c in cycles.items()},
             'boot_ns': boots,
+            'text_lookup': {k: {str(n): v for n, v in c.items()} for k, c in text.items()},
             'insn_per_call': {k: {f'rel{r}-regs{g}': v for (r, g), v in c.items()}
                               for k, c in calls.items()}}
     with open(os.path.join(outdir, 'bench.json'), 'w') as fh:
@@ -1795,6 +1822,10 @@ def main(argv=None):
                    help='N for registering/unregistering N kprobes')
     p.add_argument('--cycles', type=int, default=100,
                    help='create/free cycles of one tracing instance')
+    p.add_argument('--text-loops', type=int, default=1000,
+                   help='kernel_text_address() calls and stack traces per measurement')
+    p.add_argument('--text-ops', type=int, nargs='+', default=[1, 100, 1000],
+                   help='ops with a trampoline alive during the text lookups')
     p.add_argument('--call-runs', type=int, default=3, help='runs of each per-call case')
     p.add_argument('--calls', type=int, default=20000, help='traced calls per run')
     p.add_argument('--kprobes', type=int, nargs='+', default=[100, 1000],
@@ -1807,7 +1838,7 @@ def main(argv=None):
     p.add_argument('--readme', action='store_true',
                    help='write the report into README.md (between the bench-memory markers) '
                    'and results/ (plot, JSON)')
-    p.add_argument('--timeout', type=int, default=1800)
+    p.add_argument('--timeout', type=int, default=5400, help='per boot, in seconds')
     p = sub.add_parser('send', help='write the series as an mbox ready for git send-email, '
                        'and check it git-ams onto the base')
     p.add_argument('--dry-run', action='store_true', help='write and check, send nothing')

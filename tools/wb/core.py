@@ -510,6 +510,8 @@ COST_KEYS = ('create_us', 'free_us', 'create2_us', 'free2_us', 'setmem_create',
 PTDUMP_RE = re.compile(r'^WB-PTDUMP what=(\w+) n=(\d+)((?: \w+=-?\d+)+)\s*$')
 CYCLES_RE = re.compile(r'^WB-CYCLES n=(\d+)((?: \w+=-?\d+)+)\s*$')
 CYCLES_KEYS = ('fillers', 'us', 'setmem', 'flush', 'ipi', 'tlb', 'split', 'collapse')
+TEXT_RE = re.compile(r'^WB-TEXT n=(\d+)((?: \w+=-?\d+)+)\s*$')
+TEXT_KEYS = ('loops', 'in_tramp_ns', 'no_text_ns', 'stack_ns', 'depth')
 CALL_RE = re.compile(r'^WB-CALL rel=(\d+) regs=(\d+) run=(\d+)((?: \w+=-?\d+)+)\s*$')
 
 
@@ -555,6 +557,45 @@ def parse_ptdump_lines(log_text):
             out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), m.group(0),
                                                      ('pmd_kib', 'pte_kib'))
     return out
+
+
+def parse_text_lines(log_text):
+    """{n: {...}} from the WB-TEXT lines of text-lookup.sh."""
+    out = {}
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw).strip()
+        if line.startswith('WB-TEXT-ERROR'):
+            raise WorkbenchError(f'guest: {line}')
+        m = TEXT_RE.match(line)
+        if m:
+            out[int(m.group(1))] = _kv(m.group(2), line, TEXT_KEYS)
+    return out
+
+
+def text_report(text):
+    """Text table of {kernel: {n: {...}}} from WB-TEXT: instructions per lookup."""
+    out = ['kernel_text_address() and stack traces with N ops alive, each with a',
+           'trampoline (tools/guest-mod/wbtext.c: its own ops, registered first and so',
+           'last in ftrace\'s list, plus N-1 ops of ftrace-ops.ko). Instructions per call',
+           '(guest clock under -icount): kernel_text_address() on an address inside the',
+           'first ops\' trampoline and on module data (inside no text), and a call of a',
+           'traced function whose callback takes a stack trace (stack_trace_save(): the',
+           'ORC unwinder walks out through the trampoline).', '',
+           f'{"N":>5} {"kernel":8} {"in trampoline":>14} {"in no text":>11} '
+           f'{"stack trace":>12}']
+    for n in sorted({k for c in text.values() for k in c}):
+        for kernel in ('vanilla', 'patched'):
+            r = text.get(kernel, {}).get(n)
+            if r:
+                out.append(f'{n:>5} {kernel:8} {r["in_tramp_ns"] / r["loops"]:>14.1f} '
+                           f'{r["no_text_ns"] / r["loops"]:>11.1f} '
+                           f'{r["stack_ns"] / r["loops"]:>12.1f}')
+        v, p = text.get('vanilla', {}).get(n), text.get('patched', {}).get(n)
+        if v and p:
+            out.append(f'{"":>5} {"v/p":8} {ratio(v["in_tramp_ns"], p["in_tramp_ns"]):>14} '
+                       f'{ratio(v["no_text_ns"], p["no_text_ns"]):>11} '
+                       f'{ratio(v["stack_ns"], p["stack_ns"]):>12}')
+    return '\n'.join(out) + '\n'
 
 
 def parse_cycles_lines(log_text):
@@ -880,6 +921,18 @@ def bench_summary(data):
     if cells:
         out.append('  instructions per traced call (ftrace-ops.ko), vanilla / patched:')
         out.append('    ' + ', '.join(cells))
+    tl = data.get('text_lookup', {})
+    tv, tp = tl.get('vanilla', {}), tl.get('patched', {})
+    ns = sorted(set(tv) & set(tp), key=int)
+    if ns:
+        out.append('  instructions per kernel_text_address() on an address in no text, and per')
+        out.append('  traced call that takes a stack trace through its trampoline, vanilla /')
+        out.append('  patched, with N ops alive:')
+        for n in ns:
+            v, p = tv[n], tp[n]
+            out.append(f'    N={n:<5} {v["no_text_ns"] / v["loops"]:.0f} / '
+                       f'{p["no_text_ns"] / p["loops"]:.0f}, '
+                       f'{v["stack_ns"] / v["loops"]:.0f} / {p["stack_ns"] / p["loops"]:.0f}')
     boots = data.get('boot_ns', {})
     if boots.get('vanilla') and boots.get('patched'):
         bv, bp = boots['vanilla'][0], boots['patched'][0]

@@ -545,6 +545,22 @@ class CostTest(unittest.TestCase):
         self.assertRegex(text, r'p/v\s+2\.00\s+1\.00')
         self.assertRegex(text, r'instances\s+10\s+-\s+2048 / 8')
 
+    def test_text_lookups(self):
+        log = ('[ 5.0] WB-TEXT n=100 loops=1000 in_tramp_ns=1596070 no_text_ns=2258722 '
+               'stack_ns=11191220 depth=11\n'
+               'WB-TEXT n=1 loops=1000 in_tramp_ns=111047 no_text_ns=401053 '
+               'stack_ns=6749954 depth=11\n')
+        text = core.parse_text_lines(log)
+        self.assertEqual(sorted(text), [1, 100])
+        report = core.text_report({'vanilla': text, 'patched': {100: dict(
+            text[100], in_tramp_ns=159607)}})
+        self.assertRegex(report, r'100 vanilla\s+1596\.1\s+2258\.7\s+11191\.2')
+        self.assertRegex(report, r'v/p\s+10\.00\s+1\.00\s+1\.00')
+        with self.assertRaisesRegex(WorkbenchError, 'guest: WB-TEXT-ERROR x'):
+            core.parse_text_lines('WB-TEXT-ERROR x\n')
+        with self.assertRaisesRegex(WorkbenchError, 'lacks'):
+            core.parse_text_lines('WB-TEXT n=1 loops=3\n')
+
     def test_cycles(self):
         cycles = core.parse_cycles_lines(self.LOG)
         self.assertEqual(cycles[100]['fillers'], 28)
@@ -646,8 +662,13 @@ class SendTest(unittest.TestCase):
                                   'patched': {'rel1-regs0': [43.0, 43.1]}},
                 'boot_ns': {'vanilla': [{'init': 100, 'tracer_tests': 10, 'event_tests': 50}],
                             'patched': [{'init': 99, 'tracer_tests': 9, 'event_tests': 50}]},
+                'text_lookup': {'vanilla': {'1000': {'loops': 10, 'no_text_ns': 200000,
+                                                     'stack_ns': 300000}},
+                                'patched': {'1000': {'loops': 10, 'no_text_ns': 4000,
+                                                     'stack_ns': 70000}}},
                 'bloat_total': 'Total: Before=1, After=2, chg +100.00%'}
         text = core.bench_summary(data)
+        self.assertIn('N=1000  20000 / 400, 30000 / 7000', text)
         self.assertIn('N=10    vanilla    84 KiB, patched    8 KiB (10.5x less)', text)
         self.assertIn('mix: 1000 kprobes + 200 instances: vanilla 960 KiB, patched 160 KiB '
                       '(6.0x less)', text)

@@ -63,7 +63,7 @@ static bool in_function(unsigned long addr, void *func)
 
 static void tramp_test_run(struct kunit *test, bool save_regs)
 {
-	unsigned long tramp, start, size;
+	unsigned long tramp, start, size, tmpl;
 	struct tramp_test *t;
 	bool seen_tramp = false, seen_caller = false;
 	const struct execslot_cache *cache;
@@ -108,9 +108,20 @@ static void tramp_test_run(struct kunit *test, bool save_regs)
 	if (cache)
 		KUNIT_EXPECT_STREQ(test, cache->name, "ftrace_trampoline");
 	KUNIT_EXPECT_TRUE(test, is_ftrace_trampoline(tramp));
+	KUNIT_EXPECT_TRUE(test, is_ftrace_trampoline(tramp +
+			  t->ops.trampoline_size - 1));
 	KUNIT_EXPECT_TRUE(test, kernel_text_address(tramp));
 	KUNIT_EXPECT_PTR_EQ(test, ftrace_ops_trampoline(tramp +
 			    t->ops.trampoline_size - 1), &t->ops);
+
+	/* The slot alone tells the unwinder which template the code is from. */
+	tmpl = save_regs ? (unsigned long)ftrace_regs_caller :
+			   (unsigned long)ftrace_caller;
+	KUNIT_EXPECT_EQ(test, x86_ftrace_tramp_template_ip(tramp), tmpl);
+	KUNIT_EXPECT_EQ(test, x86_ftrace_tramp_template_ip(tramp +
+			t->ops.trampoline_size - 1),
+			tmpl + t->ops.trampoline_size - 1);
+	KUNIT_EXPECT_EQ(test, x86_ftrace_tramp_template_ip(tmpl), 0);
 
 	/* The trampoline called us, with our ops. */
 	KUNIT_EXPECT_EQ(test, x, 1);
@@ -141,6 +152,7 @@ static void tramp_test_run(struct kunit *test, bool save_regs)
 	ftrace_free_filter(&t->ops);
 	KUNIT_EXPECT_FALSE(test, execslot_contains(tramp));
 	KUNIT_EXPECT_FALSE(test, is_ftrace_trampoline(tramp));
+	KUNIT_EXPECT_EQ(test, x86_ftrace_tramp_template_ip(tramp), 0);
 	tramp_test_caller(&x);
 	KUNIT_EXPECT_EQ(test, t->hits, 1);
 	KUNIT_EXPECT_EQ(test, x, 2);
