@@ -310,11 +310,11 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     // fill it and give it back each time, with the permission changes and TLB flushes of
     // execmem behind every one of them. Any further empty page goes.
     let ty = page.mem.ty();
-    let spare = w
+    let other_empty = w
         .pages()
         .iter()
         .any(|p| !ptr::eq(p, page) && serves(p, ty) && p.map.is_empty());
-    if !spare {
+    if !other_empty {
         return Ok(());
     }
     // It leaves the table, and goes back to execmem once no lookup can still be looking
