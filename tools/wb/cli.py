@@ -1625,6 +1625,35 @@ def bench_boot_again(P, args, label, vanilla, out):
     return core.boot_times(res.text)
 
 
+def write_readme_block(cmdline, report):
+    """The bench-memory block of README.md: how it was made, the plots and `report`."""
+    block = (f'Written by `{cmdline} --readme`; the guest scripts are in `tools/guest/` '
+             '(`tramp-mem.sh`, `tramp-cost.sh`, `text-lookup.sh`, `kprobe-stress.sh`) '
+             'and the module in `tools/guest-mod/`. Plots: '
+             '[results/memory.png](results/memory.png) (memory), '
+             '[results/insn.png](results/insn.png) (instructions per lookup); all '
+             'figures as JSON: [results/bench.json](results/bench.json).\n\n'
+             '![executable memory vs N](results/memory.png)\n'
+             '![instructions per lookup vs ops alive](results/insn.png)\n\n```\n'
+             + report + '```\n')
+    path = os.path.join(REPO, 'README.md')
+    with open(path) as fh:
+        text = fh.read()
+    with open(path, 'w') as fh:
+        fh.write(core.replace_block(text, 'bench-memory', block))
+
+
+def write_insn_plot(outdir, text, config):
+    """insn.dat and insn.png in `outdir`: instructions per operation against the number
+    of ops alive, from the text lookup figures {kernel: {n: {...}}}."""
+    dat, png = os.path.join(outdir, 'insn.dat'), os.path.join(outdir, 'insn.png')
+    with open(dat, 'w') as fh:
+        fh.write(core.insn_plot_data(text))
+    run(['gnuplot'], input=core.insn_gnuplot_script(
+        dat, png, f'finding a trampoline by address, v7.3 vs execslot (config {config})'),
+        what='gnuplot')
+
+
 def cmd_bench(args):
     P = paths()
     ns = args.instances
@@ -1692,6 +1721,7 @@ def cmd_bench(args):
     if not shutil.which('gnuplot'):
         raise WorkbenchError('gnuplot not found (gnuplot-nox; run `tools/workbench setup`)')
     run(['gnuplot'], input=gp, what='gnuplot')
+    write_insn_plot(outdir, text, args.config)
     with open(os.path.join(outdir, 'report.txt'), 'w') as fh:
         fh.write(report)
     data = {'command': cmdline, 'config': args.config,
@@ -1712,18 +1742,10 @@ def cmd_bench(args):
         with open(args.json, 'w') as fh:
             json.dump(data, fh, indent=1)
         say(f'wrote {args.json}')
-    say(f'wrote {os.path.join(outdir, "report.txt")}, bench.json, memory.dat and memory.png')
+    say(f'wrote {os.path.join(outdir, "report.txt")}, bench.json, memory.dat/png and '
+        'insn.dat/png')
     if args.readme:
-        block = (f'Written by `{cmdline} --readme`; the guest scripts are in `tools/guest/` '
-                 '(`tramp-mem.sh`, `tramp-cost.sh`, `kprobe-stress.sh`). Plot: '
-                 '[results/memory.png](results/memory.png); all figures as JSON: '
-                 '[results/bench.json](results/bench.json).\n\n'
-                 '![executable memory vs N](results/memory.png)\n\n```\n' + report + '```\n')
-        path = os.path.join(REPO, 'README.md')
-        with open(path) as fh:
-            text = fh.read()
-        with open(path, 'w') as fh:
-            fh.write(core.replace_block(text, 'bench-memory', block))
+        write_readme_block(cmdline, report)
         say('updated the bench-memory block of README.md')
     leaks = [r for r in rows if r['leaked_after_removal']]
     if leaks:

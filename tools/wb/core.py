@@ -363,6 +363,29 @@ def _kv(text, line, keys):
     return vals
 
 
+def _guest_lines(log_text, error=None):
+    """The console lines without their printk prefix; a line starting with `error` (the
+    guest script's own error report) raises WorkbenchError."""
+    for raw in log_text.splitlines():
+        line = strip_console_prefix(raw).strip()
+        if error and line.startswith(error):
+            raise WorkbenchError(f'guest: {line}')
+        yield line
+
+
+def _parse_tagged(log_text, regex, keys, error=None):
+    """{key: {name: value}} from the lines that `regex` matches: its groups but the last
+    make the key (one group: an int; more: (str, int)), the last holds the values."""
+    out = {}
+    for line in _guest_lines(log_text, error):
+        m = regex.match(line)
+        if m:
+            g = m.groups()
+            key = int(g[0]) if len(g) == 2 else (g[0], int(g[1]))
+            out[key] = _kv(g[-1], line, keys)
+    return out
+
+
 def parse_mem_lines(log_text):
     """{n: {'held': {...}, 'back': {...}}} from the WB-MEM lines of tramp-mem.sh."""
     out = {}
@@ -537,39 +560,17 @@ def split_probe_offset(objdump_text, func):
 
 def parse_cost_lines(log_text):
     """{(what, n): {...}} from the WB-COST lines of tramp-cost.sh."""
-    out = {}
-    for raw in log_text.splitlines():
-        line = strip_console_prefix(raw).strip()
-        if line.startswith('WB-COST-ERROR'):
-            raise WorkbenchError(f'guest: {line}')
-        m = COST_RE.match(line)
-        if m:
-            out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), line, COST_KEYS)
-    return out
+    return _parse_tagged(log_text, COST_RE, COST_KEYS, 'WB-COST-ERROR')
 
 
 def parse_ptdump_lines(log_text):
     """{(what, n): {'pmd_kib': .., 'pte_kib': ..}} from the WB-PTDUMP lines."""
-    out = {}
-    for raw in log_text.splitlines():
-        m = PTDUMP_RE.match(strip_console_prefix(raw).strip())
-        if m:
-            out[(m.group(1), int(m.group(2)))] = _kv(m.group(3), m.group(0),
-                                                     ('pmd_kib', 'pte_kib'))
-    return out
+    return _parse_tagged(log_text, PTDUMP_RE, ('pmd_kib', 'pte_kib'))
 
 
 def parse_text_lines(log_text):
     """{n: {...}} from the WB-TEXT lines of text-lookup.sh."""
-    out = {}
-    for raw in log_text.splitlines():
-        line = strip_console_prefix(raw).strip()
-        if line.startswith('WB-TEXT-ERROR'):
-            raise WorkbenchError(f'guest: {line}')
-        m = TEXT_RE.match(line)
-        if m:
-            out[int(m.group(1))] = _kv(m.group(2), line, TEXT_KEYS)
-    return out
+    return _parse_tagged(log_text, TEXT_RE, TEXT_KEYS, 'WB-TEXT-ERROR')
 
 
 def text_report(text):
@@ -600,12 +601,7 @@ def text_report(text):
 
 def parse_cycles_lines(log_text):
     """{n: {...}} from the WB-CYCLES lines of tramp-cost.sh cycles."""
-    out = {}
-    for raw in log_text.splitlines():
-        m = CYCLES_RE.match(strip_console_prefix(raw).strip())
-        if m:
-            out[int(m.group(1))] = _kv(m.group(2), m.group(0), CYCLES_KEYS)
-    return out
+    return _parse_tagged(log_text, CYCLES_RE, CYCLES_KEYS)
 
 
 _STAMP_RE = re.compile(r'^\[\s*(\d+)\.(\d{6})\] (.*)$')
@@ -812,17 +808,48 @@ def plot_data(rows):
     return '\n'.join(lines) + '\n'
 
 
-def gnuplot_script(data_path, png_path, title):
+def _gnuplot_head(png_path, title, xlabel, ylabel):
+    """The settings both plots share: a log-log PNG with a grid and a key."""
     return f"""set terminal pngcairo size 900,560 font ',11'
 set output '{png_path}'
 set title '{title}'
-set xlabel 'tracing instances N (one trampoline each)'
-set ylabel 'executable memory held by trampolines (KiB)'
+set xlabel '{xlabel}'
+set ylabel '{ylabel}'
 set logscale xy
 set grid
 set key top left
+"""
+
+
+def gnuplot_script(data_path, png_path, title):
+    return _gnuplot_head(png_path, title, 'tracing instances N (one trampoline each)',
+                         'executable memory held by trampolines (KiB)') + f"""\
 plot '{data_path}' using 1:2 with linespoints lw 2 pt 7 title 'vanilla v7.3 (a page each)', \\
      '{data_path}' using 1:3 with linespoints lw 2 pt 5 title 'patched (execslot slots)'
+"""
+
+
+def insn_plot_data(text):
+    """Lines "N v_no_text p_no_text v_stack p_stack" from {kernel: {n: WB-TEXT figures}}:
+    instructions per kernel_text_address() on an address in no text and per traced call
+    with a stack trace, with N ops alive."""
+    lines = ['# N ops alive; instructions per kernel_text_address() in no text (vanilla,',
+             '# patched), per traced call taking a stack trace (vanilla, patched)']
+    v, p = text.get('vanilla', {}), text.get('patched', {})
+    for n in sorted(set(v) & set(p), key=int):
+        cells = [f'{r[k] / r["loops"]:.1f}' for k in ('no_text_ns', 'stack_ns')
+                 for r in (v[n], p[n])]
+        lines.append(f'{n} ' + ' '.join(cells))
+    return '\n'.join(lines) + '\n'
+
+
+def insn_gnuplot_script(data_path, png_path, title):
+    return _gnuplot_head(png_path, title, 'ftrace ops alive N (one trampoline each)',
+                         'instructions per operation (QEMU -icount)') + f"""\
+plot '{data_path}' using 1:2 with linespoints lw 2 pt 7 title 'kernel\\_text\\_address(), vanilla', \\
+     '{data_path}' using 1:3 with linespoints lw 2 pt 5 title 'kernel\\_text\\_address(), patched', \\
+     '{data_path}' using 1:4 with linespoints lw 2 pt 9 title 'traced call + stack trace, vanilla', \\
+     '{data_path}' using 1:5 with linespoints lw 2 pt 11 title 'traced call + stack trace, patched'
 """
 
 
@@ -908,9 +935,9 @@ def bench_summary(data):
     cyc = data.get('cycles', {})
     cv, cp = cyc.get('vanilla', {}), cyc.get('patched', {})
     for n in sorted(set(cv) & set(cp), key=int):
-        out.append(f'  {n} create/free cycles of one trampoline: set_memory_*() calls '
-                   f'vanilla {cv[n]["setmem"]}, patched {cp[n]["setmem"]}; TLB flushes '
-                   f'{cv[n]["flush"]} / {cp[n]["flush"]}')
+        out.append(f'  {n} create/free cycles of one trampoline, vanilla / patched:')
+        out.append(f'    set_memory_*() calls {cv[n]["setmem"]} / {cp[n]["setmem"]}, '
+                   f'TLB flushes {cv[n]["flush"]} / {cp[n]["flush"]}')
     calls = data.get('insn_per_call', {})
     cv, cp = calls.get('vanilla', {}), calls.get('patched', {})
     cells = []
@@ -920,14 +947,14 @@ def bench_summary(data):
                          f'{spread(cp[k])[0]:.1f}')
     if cells:
         out.append('  instructions per traced call (ftrace-ops.ko), vanilla / patched:')
-        out.append('    ' + ', '.join(cells))
+        out += ['    ' + ', '.join(cells[i:i + 2]) for i in range(0, len(cells), 2)]
     tl = data.get('text_lookup', {})
     tv, tp = tl.get('vanilla', {}), tl.get('patched', {})
     ns = sorted(set(tv) & set(tp), key=int)
     if ns:
-        out.append('  instructions per kernel_text_address() on an address in no text, and per')
-        out.append('  traced call that takes a stack trace through its trampoline, vanilla /')
-        out.append('  patched, with N ops alive:')
+        out.append('  instructions per kernel_text_address() on an address in no text,')
+        out.append('  and per traced call that takes a stack trace through its')
+        out.append('  trampoline, vanilla / patched, with N ops alive:')
         for n in ns:
             v, p = tv[n], tp[n]
             out.append(f'    N={n:<5} {v["no_text_ns"] / v["loops"]:.0f} / '
@@ -936,8 +963,9 @@ def bench_summary(data):
     boots = data.get('boot_ns', {})
     if boots.get('vanilla') and boots.get('patched'):
         bv, bp = boots['vanilla'][0], boots['patched'][0]
-        out.append('  boot, patched/vanilla: to init '
-                   f'{ratio(bp["init"], bv["init"])}, ftrace startup tests '
+        out.append('  boot, instructions patched/vanilla: to init '
+                   f'{ratio(bp["init"], bv["init"])},')
+        out.append('    ftrace startup tests '
                    f'{ratio(bp["tracer_tests"], bv["tracer_tests"])} (tracers), '
                    f'{ratio(bp["event_tests"], bv["event_tests"])} (events)')
     if data.get('bloat_total'):

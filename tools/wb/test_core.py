@@ -561,6 +561,16 @@ class CostTest(unittest.TestCase):
         with self.assertRaisesRegex(WorkbenchError, 'lacks'):
             core.parse_text_lines('WB-TEXT n=1 loops=3\n')
 
+    def test_insn_plot(self):
+        text = {'vanilla': {1: {'loops': 10, 'no_text_ns': 4000, 'stack_ns': 70000},
+                            1000: {'loops': 10, 'no_text_ns': 200000, 'stack_ns': 300000}},
+                'patched': {1: {'loops': 10, 'no_text_ns': 4000, 'stack_ns': 70000},
+                            1000: {'loops': 10, 'no_text_ns': 4010, 'stack_ns': 70100}}}
+        self.assertEqual(core.insn_plot_data(text).splitlines()[2:],
+                         ['1 400.0 400.0 7000.0 7000.0', '1000 20000.0 401.0 30000.0 7010.0'])
+        gp = core.insn_gnuplot_script('/x/i.dat', '/x/i.png', 't')
+        self.assertIn("'/x/i.dat' using 1:5", gp)
+
     def test_cycles(self):
         cycles = core.parse_cycles_lines(self.LOG)
         self.assertEqual(cycles[100]['fillers'], 28)
@@ -675,11 +685,11 @@ class SendTest(unittest.TestCase):
         self.assertIn('set_memory_*() calls: vanilla 40 / 0, patched 0 / 0', text)
         self.assertIn('splits of a large mapping: vanilla 10 / 9, patched 0 / 0', text)
         self.assertIn('instructions, patched/vanilla: 0.90 / 1.00', text)
-        self.assertIn('100 create/free cycles of one trampoline: set_memory_*() calls vanilla '
-                      '600, patched 0; TLB flushes 1100 / 0', text)
+        self.assertIn('100 create/free cycles of one trampoline, vanilla / patched:\n'
+                      '    set_memory_*() calls 600 / 0, TLB flushes 1100 / 0', text)
         self.assertIn('rel1 regs0 43.0 / 43.0', text)
-        self.assertIn('boot, patched/vanilla: to init 0.99, ftrace startup tests 0.90 '
-                      '(tracers), 1.00 (events)', text)
+        self.assertIn('boot, instructions patched/vanilla: to init 0.99,\n'
+                      '    ftrace startup tests 0.90 (tracers), 1.00 (events)', text)
         self.assertIn('vmlinux: Total: Before=1', text)
 
 
