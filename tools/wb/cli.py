@@ -1658,18 +1658,18 @@ def cmd_bench(args):
     P = paths()
     ns = args.instances
     gcmd = bench_guest_cmd(args)
-    kernels = (('vanilla', True), ('patched', False))
-    outs = {label: build(P, vanilla, args.config) for label, vanilla in kernels}
+    both = (('vanilla', True), ('patched', False))
+    outs = {label: build(P, vanilla, args.config) for label, vanilla in both}
     # Under -icount the guest's clock does not depend on the host: both kernels boot at
     # once, one host thread each.
     got = dict(zip(outs, in_threads([
         lambda label=label, vanilla=vanilla: bench_kernel(P, args, label, vanilla,
                                                           outs[label], gcmd)
-        for label, vanilla in kernels])))
+        for label, vanilla in both])))
     again = dict(zip(outs, in_threads([
         lambda label=label, vanilla=vanilla: bench_boot_again(P, args, label, vanilla,
                                                               outs[label])
-        for label, vanilla in kernels])))
+        for label, vanilla in both])))
     rows = got['vanilla']['rows'] + got['patched']['rows']
     kp = {k: g['kp'] for k, g in got.items()}
     cost = {k: g['cost'] for k, g in got.items()}
