@@ -1,11 +1,11 @@
 #!/bin/sh
 # Guest part of `tools/workbench demo`: N tracing instances, each tracing one
-# distinct function, and where their trampolines live.
+# distinct function, and where their trampolines live. The host shows its lines as
+# they are (the console lines between WB-GUEST-START and WB-GUEST-EXIT).
 N=${1:-8}
 T=/sys/kernel/tracing
-out() { echo "WB-DEMO $*"; }
+out() { echo "$*"; }
 
-echo WB-DEMO-BEGIN
 out "kernel: $(uname -r)"
 grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions | grep -E '^(vfs_|do_sys|ksys_|__x64_sys_)' |
 	head -n "$N" > /tmp/funcs
@@ -19,11 +19,11 @@ done < /tmp/funcs
 out "$i tracing instances, each with the function tracer filtered to one function"
 out ""
 out "enabled_functions (each call site and the trampoline it calls):"
-grep 'tramp:' $T/enabled_functions | sed 's/^/WB-DEMO   /'
+grep 'tramp:' $T/enabled_functions | sed 's/^/  /'
 out ""
 out "kallsyms:"
 grep -E ' (ftrace_trampoline|kprobe_insn_page|kprobe_optinsn_page)([[:space:]]|$)' /proc/kallsyms |
-	sed 's/^/WB-DEMO   /'
+	sed 's/^/  /'
 out ""
 out "trampolines and the pages they sit in:"
 awk '$3 == "ftrace_trampoline" { print $1 }' /proc/kallsyms | sort > /tmp/tramps
@@ -34,13 +34,12 @@ out "  in $npages distinct 4 KiB pages: $((npages * 4)) KiB of executable memory
 if [ -r /sys/kernel/debug/execslot/stats ]; then
 	out ""
 	out "slot allocator (debugfs):"
-	sed 's/^/WB-DEMO   /' /sys/kernel/debug/execslot/stats
+	sed 's/^/  /' /sys/kernel/debug/execslot/stats
 	out ""
 	out "the slots (debugfs execslot/slots: address, bytes, cache):"
-	sed 's/^/WB-DEMO   /' /sys/kernel/debug/execslot/slots
+	sed 's/^/  /' /sys/kernel/debug/execslot/slots
 fi
 out ""
 out "/proc/vmallocinfo, executable memory (execmem; with the ROX cache one 2 MiB"
 out "mapping serves every trampoline page, so the per-page count above is what they hold):"
-grep -E 'execmem|ftrace|kprobe|text_poke' /proc/vmallocinfo | sed 's/^/WB-DEMO   /'
-echo WB-DEMO-END
+grep -E 'execmem|ftrace|kprobe|text_poke' /proc/vmallocinfo | sed 's/^/  /'

@@ -1,20 +1,21 @@
 #!/bin/sh
 # Runs the base tree's ftracetest cases named in the arguments (paths relative to
-# tools/testing/selftests/ftrace/test.d), one at a time, and prints
-# "WB-TEST PASS ftracetest: <case>" or "WB-TEST FAIL ftracetest: <case> | <result>".
-# UNSUPPORTED and UNRESOLVED count as failures: every case listed is expected to run.
-cd /selftests/ftrace || { echo "WB-TEST FAIL ftracetest: present | no /selftests/ftrace"; exit 1; }
-failed=0
-for c in "$@"; do
-	rm -rf /tmp/ftlog
-	./ftracetest -l /tmp/ftlog "test.d/$c" > /tmp/ftout 2>&1
-	res=$(sed -n 's/^\[[0-9]*\] .*\[\([A-Z]*\)\]$/\1/p' /tmp/ftout | head -n1)
-	if [ "$res" = PASS ]; then
-		echo "WB-TEST PASS ftracetest: $c"
-	else
-		echo "WB-TEST FAIL ftracetest: $c | ${res:-no result}"
-		cat /tmp/ftlog/* 2>/dev/null | tail -n 30 | sed 's/^/    log: /'
-		failed=1
-	fi
-done
-exit $failed
+# tools/testing/selftests/ftrace/test.d) with its own KTAP output (-K), as a subtest of
+# the calling script (ktap_sub, which names it in KTAP_SUBTEST: the "# Subtest:" line
+# goes after ftracetest's header), then prints the tail of the logs of any failed case
+# as diagnostic lines. Exit status: ftracetest's.
+cd /selftests/ftrace || { echo "# no /selftests/ftrace in the initramfs"; exit 1; }
+cases=
+for c in "$@"; do cases="$cases test.d/$c"; done
+rm -rf /tmp/ftlog
+# shellcheck disable=SC2086 # one argument per case
+./ftracetest -K -l /tmp/ftlog $cases > /tmp/ftracetest.ktap 2>&1
+rc=$?
+awk -v n="$KTAP_SUBTEST" 'NR == 1 && n != "" { print; print "# Subtest: " n; next } { print }' \
+	/tmp/ftracetest.ktap
+if [ $rc != 0 ]; then
+	for f in /tmp/ftlog/*; do
+		[ -f "$f" ] && tail -n 20 "$f" | sed "s|^|# ${f##*/}: |"
+	done
+fi
+exit $rc

@@ -11,38 +11,28 @@
 #      register_kprobe() fails cleanly, an optprobe stays unoptimized.
 #   3. Afterwards: execslot accounting back to where it was, kmemleak finds nothing,
 #      no W+X mapping. The host checks the console for splats (lockdep, WARN, BUG).
-# Prints "WB-TEST PASS|FAIL stress: ..." lines.
+# One KTAP result per check (lib.sh).
 CYCLES=${1:-200}
-T=/sys/kernel/tracing
-S=/sys/kernel/debug/execslot/stats
+. "${0%/*}/lib.sh"
 F=/sys/kernel/debug/fail_execslot
 L=/sys/kernel/debug/kprobes/list
 K=/sys/kernel/debug/kmemleak
 MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
-failed=0
-pass() { echo "WB-TEST PASS stress: $1"; }
-fail() { echo "WB-TEST FAIL stress: $1 | $2"; failed=1; }
-check() { # name, then a command that must succeed
-	n=$1; shift
-	if "$@"; then pass "$n"; else fail "$n" "'$*' failed"; fi
-}
-# field CACHE COLUMN of execslot/stats ("cache pages slots bytes failures pending")
-field() { awk -v c="$1" -v f="$2" '$1 == c { v = $f } END { print v + 0 }' $S; }
-slots_all() { awk '$1 ~ /^(ftrace_|kprobe_)/ { s += $3; p += $6 } END { print s + 0, p + 0 }' $S; }
+# Slots and pending frees of the ftrace and kprobes caches.
+slots_all() { echo "$(slot_total slots '^(ftrace_|kprobe_)') $(slot_total pending '^(ftrace_|kprobe_)')"; }
 
-echo "WB-INFO stress: $(uname -r) cycles=$CYCLES cpus=$(grep -c '^processor' /proc/cpuinfo)"
+ktap_header
+echo "# stress: $(uname -r) cycles=$CYCLES cpus=$(grep -c '^processor' /proc/cpuinfo)"
 check "execslot debugfs present" test -r $S
 check "fail_execslot present" test -d $F
 check "kmemleak present" test -w $K
 check "ftrace-ops.ko present" test -n "$MOD"
 # Scan once and forget what kmemleak found so far (boot), so that only new leaks count
 # ("clear" only greys objects already reported).
-echo scan > $K && echo clear > $K || fail "kmemleak: initial scan" "echo scan failed"
+echo scan > $K && echo clear > $K || not_ok "kmemleak: initial scan" "echo scan failed"
 
 # Functions to trace and to probe: quiet ones (not called by the workers themselves).
-grep -E '^[a-z_][a-z0-9_]*$' $T/available_filter_functions |
-	grep -vE 'sched|irq|timer|rcu|lock|spin|tick|clock|idle|apic|mutex|page|kmem|slab|alloc|free|cpu|ring_buffer|trace|ftrace|kprobe|preempt|raw|local|read|write|poll|wake|task|signal|fault|mm|vma|fs|file|dentry|inode|path|mem|copy|user|cache|queue|work|event|probe|syscall|console|print|tty|serial|uart|x64|entry|exit|switch|nmi|smp|percpu|text_poke|int3|debug|kallsyms|list|str|find|get|put' \
-	> /tmp/stress_funcs
+quiet_functions > /tmp/stress_funcs
 # Kprobe sites: +9 or +5 into a function (past the fentry call), 40 of them per worker.
 echo > $T/kprobe_events
 : > /tmp/kp_sites
@@ -56,10 +46,10 @@ while read -r f && [ "$(wc -l < /tmp/kp_sites)" -lt 80 ]; do
 	done
 done < /tmp/stress_funcs
 if [ "$(wc -l < /tmp/kp_sites)" = 80 ]; then
-	pass "80 kprobe sites found"
+	ok "80 kprobe sites found"
 else
-	fail "80 kprobe sites found" "only $(wc -l < /tmp/kp_sites)"
-	exit 1
+	not_ok "80 kprobe sites found" "only $(wc -l < /tmp/kp_sites)"
+	ktap_exit
 fi
 # The probes just removed are freed after a grace period: wait for that first.
 t=0
@@ -68,7 +58,7 @@ while [ "$(slots_all | cut -d' ' -f2)" != 0 ] && [ $t -lt 30 ]; do
 	t=$((t + 1))
 done
 base=$(slots_all)
-tramp_base=$(field ftrace_trampoline 3)
+tramp_base=$(slot_col ftrace_trampoline slots)
 
 # Workers: each prints "errors=N cycles=N" into /tmp/w_NAME.
 inst_worker() { # NAME FUNCTION
@@ -119,16 +109,16 @@ kprobe_worker kp1 1 &
 kprobe_worker kp2 41 &
 ops_worker &
 wait
-echo "WB-INFO stress: workers done in $(awk -v s="$start" '{ print $1 - s }' /proc/uptime) s"
+echo "# stress: workers done in $(awk -v s="$start" '{ print $1 - s }' /proc/uptime) s"
 for w in inst1 inst2 kp1 kp2 ops; do
 	r=$(cat /tmp/w_$w 2>/dev/null)
-	echo "WB-INFO stress: worker $w: $r"
+	echo "# stress: worker $w: $r"
 	want=$CYCLES
 	[ $w = ops ] && want=$((CYCLES / 10))
 	if [ "$r" = "errors=0 cycles=$want" ]; then
-		pass "worker $w: every cycle ok"
+		ok "worker $w: every cycle ok"
 	else
-		fail "worker $w: every cycle ok" "${r:-no result}"
+		not_ok "worker $w: every cycle ok" "${r:-no result}"
 	fi
 done
 
@@ -145,8 +135,8 @@ check "accounting back after the workers (slots, pending: $base)" wait_back
 
 # Faults. verbose=0: no stack dump per injected failure on the console.
 echo 0 > $F/verbose
-fails_tramp=$(field ftrace_trampoline 5)
-fails_insn=$(field kprobe_insn_page 5)
+fails_tramp=$(slot_col ftrace_trampoline failures)
+fails_insn=$(slot_col kprobe_insn_page failures)
 echo 100 > $F/probability
 echo -1 > $F/times
 I=$T/instances/fault
@@ -158,42 +148,42 @@ if mkdir $I; then
 	cat /proc/version > /dev/null
 	line=$(grep "^$FUNC " $T/enabled_functions)
 	case $line in
-	*tramp:*) fail "fault: no trampoline when the slot allocation fails" "$line" ;;
-	"") fail "fault: no trampoline when the slot allocation fails" "$FUNC not enabled" ;;
-	*) pass "fault: no trampoline when the slot allocation fails" ;;
+	*tramp:*) not_ok "fault: no trampoline when the slot allocation fails" "$line" ;;
+	"") not_ok "fault: no trampoline when the slot allocation fails" "$FUNC not enabled" ;;
+	*) ok "fault: no trampoline when the slot allocation fails" ;;
 	esac
 	check "fault: $FUNC still traced (through ftrace_caller)" grep -q " $FUNC <-" $I/trace
-	check "fault: failure counted" test "$(field ftrace_trampoline 5)" -gt "$fails_tramp"
+	check "fault: failure counted" test "$(slot_col ftrace_trampoline failures)" -gt "$fails_tramp"
 	echo nop > $I/current_tracer
-	rmdir $I || fail "fault: remove instance" "rmdir failed"
+	rmdir $I || not_ok "fault: remove instance" "rmdir failed"
 else
-	fail "fault: mkdir instance" "mkdir $I failed"
+	not_ok "fault: mkdir instance" "mkdir $I failed"
 fi
 site=$(sed -n 1p /tmp/kp_sites)
 if echo "p:flt/p $site" >> $T/kprobe_events 2>/dev/null; then
-	fail "fault: kprobe registration fails cleanly" "p:flt/p $site was accepted"
+	not_ok "fault: kprobe registration fails cleanly" "p:flt/p $site was accepted"
 	echo "-:flt/p" >> $T/kprobe_events
 else
-	pass "fault: kprobe registration fails cleanly"
+	ok "fault: kprobe registration fails cleanly"
 fi
 # kprobes/list shows "func+0x9".
 listed=$(echo "$site" | awk -F+ '{ printf "%s+0x%x", $1, $2 }')
 check "fault: the failed kprobe is not listed" sh -c "! grep -q '$listed' $L"
-check "fault: insn slot failure counted" test "$(field kprobe_insn_page 5)" -gt "$fails_insn"
-fails_tramp=$(field ftrace_trampoline 5)
+check "fault: insn slot failure counted" test "$(slot_col kprobe_insn_page failures)" -gt "$fails_insn"
+fails_tramp=$(slot_col ftrace_trampoline failures)
 if insmod "$MOD" nr_function_calls=10 nr_ops_relevant=1 persist=1 2>/dev/null; then
-	pass "fault: ftrace-ops.ko registers its ops"
+	ok "fault: ftrace-ops.ko registers its ops"
 	line=$(grep '^tracee_relevant ' $T/enabled_functions)
 	case $line in
-	*tramp:*) fail "fault: ftrace-ops.ko's ops has no trampoline" "$line" ;;
-	"") fail "fault: ftrace-ops.ko's ops has no trampoline" "tracee_relevant not enabled" ;;
-	*) pass "fault: ftrace-ops.ko's ops has no trampoline" ;;
+	*tramp:*) not_ok "fault: ftrace-ops.ko's ops has no trampoline" "$line" ;;
+	"") not_ok "fault: ftrace-ops.ko's ops has no trampoline" "tracee_relevant not enabled" ;;
+	*) ok "fault: ftrace-ops.ko's ops has no trampoline" ;;
 	esac
 	check "fault: its trampoline failure counted" \
-		test "$(field ftrace_trampoline 5)" -gt "$fails_tramp"
-	rmmod ftrace_ops || fail "fault: rmmod ftrace_ops" "rmmod failed"
+		test "$(slot_col ftrace_trampoline failures)" -gt "$fails_tramp"
+	rmmod ftrace_ops || not_ok "fault: rmmod ftrace_ops" "rmmod failed"
 else
-	fail "fault: ftrace-ops.ko registers its ops" "insmod failed"
+	not_ok "fault: ftrace-ops.ko registers its ops" "insmod failed"
 fi
 # Only the second allocation fails (space: the first 16-byte insn slot passes): the
 # kprobe is registered, its optinsn slot is not, and it stays unoptimized. Control
@@ -206,10 +196,10 @@ if echo "p:flt/opt vfs_read+9" >> $T/kprobe_events && echo 1 > $T/events/flt/opt
 	echo 0 > $T/events/flt/opt/enable
 	echo "-:flt/opt" >> $T/kprobe_events
 else
-	fail "fault control: vfs_read+9 is optimized without the fault" "kprobe_events refused it"
+	not_ok "fault control: vfs_read+9 is optimized without the fault" "kprobe_events refused it"
 fi
 check "fault control: accounting back" wait_back
-fails_opt=$(field kprobe_optinsn_page 5)
+fails_opt=$(slot_col kprobe_optinsn_page failures)
 echo 100 > $F/probability
 echo 17 > $F/space
 echo 1 > $F/times
@@ -222,26 +212,26 @@ if echo "p:flt/opt vfs_read+9" >> $T/kprobe_events; then
 	check "fault: that kprobe still fires" sh -c \
 		"awk '\$1 == \"opt\" { exit !(\$2 > 0) }' $T/kprobe_profile"
 	check "fault: its optinsn slot failure counted" \
-		test "$(field kprobe_optinsn_page 5)" -gt "$fails_opt"
+		test "$(slot_col kprobe_optinsn_page failures)" -gt "$fails_opt"
 	echo 0 > $T/events/flt/opt/enable
 	echo "-:flt/opt" >> $T/kprobe_events
 else
-	fail "fault: kprobe registered although its optinsn slot failed" "kprobe_events refused it"
+	not_ok "fault: kprobe registered although its optinsn slot failed" "kprobe_events refused it"
 fi
 echo 0 > $F/probability
 echo 0 > $F/space
 check "accounting back after the faults" wait_back
-check "trampoline slots as before the stress" test "$(field ftrace_trampoline 3)" = "$tramp_base"
+check "trampoline slots as before the stress" test "$(slot_col ftrace_trampoline slots)" = "$tramp_base"
 
 # kmemleak: objects must be at least 5 s old to be reported; scan twice.
 sleep 6
 if ! { echo scan > $K && echo scan > $K; }; then
-	fail "kmemleak: no leak" "echo scan > $K failed (kmemleak off?)"
+	not_ok "kmemleak: no leak" "echo scan > $K failed (kmemleak off?)"
 elif grep -q unreferenced $K; then
-	fail "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
-	cat $K
+	not_ok "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
+	sed 's/^/# /' $K
 else
-	pass "kmemleak: no leak"
+	ok "kmemleak: no leak"
 fi
 check "no W+X mapping (check_wx_pages)" grep -q SUCCESS /sys/kernel/debug/check_wx_pages
-exit $failed
+ktap_exit

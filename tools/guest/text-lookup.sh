@@ -7,13 +7,16 @@
 # first, so that it ends up last in ftrace's list of ops), then for each N loads
 # samples/ftrace/ftrace-ops.ko with N-1 more ops (nr_ops_irrelevant, persist=1: a
 # trampoline each), has wbtext.ko time LOOPS of each case and prints
-#   WB-TEXT n=N loops=L in_tramp_ns=.. no_text_ns=.. stack_ns=.. depth=..
+# a figure line (lib.sh)
+#   # wb-figure text n=N loops=L in_tramp_ns=.. no_text_ns=.. stack_ns=.. depth=..
 # (guest clock under -icount: instructions), then unloads ftrace-ops.ko again.
 LOOPS=$1
 shift
 MOD=$(find /lib/modules -name wbtext.ko | head -n1)
 OPS=$(find /lib/modules -name ftrace-ops.ko | head -n1)
-err() { echo "WB-TEXT-ERROR $*"; exit 1; }
+. "${0%/*}/lib.sh"
+err() { not_ok "text-lookup" "$*"; ktap_exit; }
+ktap_header
 [ -n "$MOD" ] || err "wbtext.ko not found"
 [ -n "$OPS" ] || err "ftrace-ops.ko not found"
 insmod "$MOD" || err "insmod wbtext.ko"
@@ -26,10 +29,11 @@ for n in "$@"; do
 	echo "$LOOPS" > /sys/module/wbtext/parameters/measure || err "measure with $n ops"
 	line=$(dmesg | grep 'wbtext: loops=' | tail -n1)
 	[ -n "$line" ] || err "wbtext.ko printed no result"
-	echo "WB-TEXT n=$n ${line#*wbtext: }"
+	figure text "n=$n ${line#*wbtext: }"
 	if [ "$n" -gt 1 ]; then
 		rmmod ftrace_ops || err "rmmod ftrace_ops"
 	fi
 done
 rmmod wbtext || err "rmmod wbtext"
-echo WB-TEXT-DONE
+ok "text-lookup: $*"
+ktap_exit

@@ -11,7 +11,8 @@
 # registered, one trampoline each), then unload it; N=0 first, for the cost of the
 # module load and unload themselves. "kprobes": add N kprobe events inside N functions
 # (register_kprobe(): an instruction slot each), then remove them. Each prints per N
-#   WB-COST what=W n=N create_us=.. free_us=.. create2_us=.. free2_us=..
+# a figure line (lib.sh)
+#   # wb-figure cost what=W n=N create_us=.. free_us=.. create2_us=.. free2_us=..
 #           setmem_create=.. setmem_free=.. flush_create=.. flush_free=..
 #           ipi_create=.. ipi_free=.. tlb_create=.. tlb_free=..
 #           split_create=.. split_free=.. collapse_create=.. collapse_free=.. tramps=..
@@ -25,20 +26,22 @@
 # (kretprobe, counted in an instance of its own); ipi = function-call and TLB-shootdown
 # interrupts received (/proc/interrupts CAL + TLB); tramps = trampolines alive after
 # creating (kallsyms "ftrace_trampoline" symbols, boot leftovers included). With the
-# trampolines or kprobes alive, a line
-#   WB-PTDUMP what=W n=N pmd_kib=.. pte_kib=..
+# trampolines or kprobes alive, a figure
+#   # wb-figure ptdump what=W n=N pmd_kib=.. pte_kib=..
 # gives the executable mappings of the module area by size (page_tables/kernel).
 # "cycles": creates and frees one tracing instance N times, timed, then counted as above:
-#   WB-CYCLES n=N fillers=F us=.. setmem=.. flush=.. split=.. collapse=.. ipi=.. tlb=..
+#   # wb-figure cycles n=N fillers=F us=.. setmem=.. flush=.. split=.. collapse=.. ipi=.. tlb=..
 # With execslot, F instances fill the pages in use first, so that every cycle's
 # trampoline needs a page of its own.
 # "calls": RUNS times each of nr_ops_relevant 1 and 2, save_regs 0 and 1, load
 # ftrace-ops.ko for CALLS traced calls and print
-#   WB-CALL rel=R regs=S run=I calls=C total_ns=.. ns_per_call=..
-T=/sys/kernel/tracing
+#   # wb-figure call rel=R regs=S run=I calls=C total_ns=.. ns_per_call=..
+# A failure is a KTAP "not ok" line (on stderr: err may run inside a command
+# substitution), which fails the bench.
+. "${0%/*}/lib.sh"
 MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
 QUIET=/tmp/quiet_funcs
-err() { echo "WB-COST-ERROR $*"; exit 1; }
+err() { not_ok "tramp-cost: $what" "$*" >&2; exit 1; }
 
 # Timing marks: only a write to /dev/kmsg inside a timed window; the printk timestamps are
 # read afterwards (mark_us).
@@ -175,6 +178,7 @@ free_kprobes() {
 mark_times() { echo "$(mark_us "$1-0") $(mark_us "$1-1") $(mark_us "$1-2")"; }
 measure() {
 	what=$1
+ktap_header
 	shift
 	for r in 1 2; do
 		for n in "$@"; do
@@ -196,14 +200,14 @@ measure() {
 		create_$what "$n"
 		c1=$(counters)
 		tr=$(tramps)
-		echo "WB-PTDUMP what=$what n=$n $(ptdump)"
+		figure ptdump "what=$what n=$n $(ptdump)"
 		c1=$(counters)
 		free_$what "$n"
 		c2=$(counters)
 		# Fields: 1-6 times of both runs, then three counter snapshots of 6, trampolines.
 		echo "$(awk -v n="$n" '$1 == n { print $2, $3, $4, $5, $6, $7 }' /tmp/times_$what)" \
 			"$c0 $c1 $c2 $tr" | awk -v w="$what" -v n="$n" '{
-			printf "WB-COST what=%s n=%s create_us=%d free_us=%d", w, n, $2 - $1, $3 - $2
+			printf "# wb-figure cost what=%s n=%s create_us=%d free_us=%d", w, n, $2 - $1, $3 - $2
 			printf " create2_us=%d free2_us=%d", $5 - $4, $6 - $5
 			printf " setmem_create=%d setmem_free=%d", $13 - $7, $19 - $13
 			printf " flush_create=%d flush_free=%d", $14 - $8, $20 - $14
@@ -217,8 +221,7 @@ measure() {
 }
 
 # cycles N: one tracing instance created and freed N times.
-S=/sys/kernel/debug/execslot/stats
-exec_pages() { if [ -r $S ]; then sed -n 's/^pages: \([0-9]*\).*/\1/p' $S; else echo 0; fi; }
+exec_pages() { slot_line pages; }
 cycles() {
 	# Fill the pages in use, so that the next trampoline needs a page: instances until
 	# the allocator takes a page, then the last one goes again (its page empties).
@@ -255,7 +258,7 @@ cycles() {
 	c1=$(counters)
 	probes_off
 	echo "$c0 $c1" | awk -v n="$1" -v f=$fillers -v us=$us '{
-		printf "WB-CYCLES n=%s fillers=%s us=%d setmem=%d flush=%d", n, f, us, $7 - $1, $8 - $2
+		printf "# wb-figure cycles n=%s fillers=%s us=%d setmem=%d flush=%d", n, f, us, $7 - $1, $8 - $2
 		printf " ipi=%d tlb=%d split=%d collapse=%d\n", $9 - $3, $10 - $4, $11 - $5, $12 - $6
 	}'
 	i=0
@@ -282,13 +285,14 @@ calls() {
 				line=$(dmesg | grep 'Attempted' | tail -n1)
 				out=$(echo "$line" | sed -n "s/.*Attempted \([0-9]*\) calls to .* in \([0-9]*\)ns (\([0-9]*\)ns \/ call).*/calls=\1 total_ns=\2 ns_per_call=\3/p")
 				[ -n "$out" ] || err "ftrace-ops.ko rel=$rel regs=$regs printed no result"
-				echo "WB-CALL rel=$rel regs=$regs run=$r $out"
+				figure call "rel=$rel regs=$regs run=$r $out"
 			done
 		done
 	done
 }
 
 what=$1
+ktap_header
 shift
 case $what in
 instances)
@@ -314,4 +318,5 @@ cycles)
 calls) calls "$@" ;;
 *) err "usage: tramp-cost.sh instances|ops|kprobes N... | cycles N | calls RUNS CALLS" ;;
 esac
-echo "WB-COST-DONE $what"
+ok "tramp-cost: $what"
+ktap_exit

@@ -16,6 +16,7 @@ APT_PKGS=(
 	libelf-dev libssl-dev libncurses-dev dwarves zstd xz-utils
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	busybox-static gdb file gnuplot-nox
+	trace-cmd linux-perf
 )
 QEMU_PKGS=(qemu-system-x86 qemu-utils)
 BINDGEN_MIN=0.71.1

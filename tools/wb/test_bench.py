@@ -1,0 +1,37 @@
+"""Unit tests of the bench's guest scripts (tools/guest/), run by busybox as in the guest."""
+
+import os
+import shutil
+import subprocess
+import unittest
+
+from wb import settings
+
+
+class GuestShellTest(unittest.TestCase):
+    """Functions of the guest scripts, run by the busybox that the guest runs them with."""
+
+    def shell_function(self, script, name):
+        with open(os.path.join(settings.GUEST, script)) as fh:
+            text = fh.read()
+        start = text.index(f'\n{name}() {{\n') + 1
+        return text[start:text.index('\n}\n', start) + 3]
+
+    def test_mark_us_reads_microseconds_in_decimal(self):
+        # busybox awk reads a number with a leading zero as octal: 21.026220 s must give
+        # 21026220 us, not 21011408.
+        busybox = shutil.which('busybox') or '/bin/busybox'
+        self.assertTrue(os.path.isfile(busybox), 'busybox-static is a setup dependency')
+        script = ('dmesg() { printf "[   21.026220] wb-mark a-1\\n[    3.000100] wb-mark b\\n"; }\n'
+                  'err() { echo "ERR $*"; exit 1; }\n'
+                  + self.shell_function('tramp-cost.sh', 'mark_us')
+                  + 'mark_us a-1; mark_us b; mark_us c\n')
+        p = subprocess.run([busybox, 'sh', '-c', script], capture_output=True, text=True)
+        self.assertEqual(p.stdout.split('\n')[:3], ['21026220', '3000100',
+                                                     'ERR no printk timestamp for mark c '
+                                                     '(CONFIG_PRINTK_TIME?)'])
+        self.assertEqual(p.returncode, 1)
+
+
+if __name__ == '__main__':
+    unittest.main()
