@@ -1,32 +1,58 @@
 #!/bin/sh
 # Stress and fault tests, run by `tools/workbench stress` and `test` on the stress config
-# (PROVE_LOCKING, DEBUG_KMEMLEAK, DEBUG_VM, DEBUG_WX, FAULT_INJECTION).
-# Usage: stress.sh CYCLES
-#   1. Five workers at once, CYCLES cycles each: two create and remove tracing instances
-#      (one trampoline each), two add, enable, disable and remove kprobes at function
-#      offsets (an insn slot each, and an optinsn slot where the probe can be optimized;
-#      every tenth cycle waits for the optimizer before removing), one loads and unloads
-#      samples/ftrace/ftrace-ops.ko with three ops (CYCLES / 10 times).
-#   2. fail_execslot: slot allocation fails; ftrace keeps the ops on ftrace_caller,
-#      register_kprobe() fails cleanly, an optprobe stays unoptimized.
-#   3. Afterwards: execslot accounting back to where it was, kmemleak finds nothing,
-#      no W+X mapping. The host checks the console for splats (lockdep, WARN, BUG).
-# One KTAP result per check (lib.sh).
+# (PROVE_LOCKING, DEBUG_KMEMLEAK, DEBUG_VM, DEBUG_WX, FAULT_INJECTION, LIVEPATCH).
+# Usage: stress.sh CYCLES [SEED [HOSTILE]]
+#   1. Seven workers at once, each checked every cycle: two create and remove tracing
+#      instances (one trampoline each) and two add, enable, disable and remove kprobes
+#      at function offsets (an insn slot each, and an optinsn slot where the probe can
+#      be optimized; every tenth cycle waits for the optimizer), CYCLES cycles each;
+#      one loads samples/ftrace/ftrace-ops.ko (three ops), puts a kprobe event on its
+#      function and an instance on its functions, and unloads it with both live
+#      (CYCLES / 10 times; every other time the event is defined before the module
+#      comes); one takes CPU 1 offline and back online (CYCLES / 10 times); one
+#      enables samples/livepatch/livepatch-sample.ko, checks the patched /proc/cmdline
+#      and the trampoline of its ops, disables and unloads it (CYCLES / 50 times, at
+#      least once).
+#   2. The base tree's ftracetest case func_hotplug.
+#   3. hostile.sh SEED HOSTILE (default 2000): seeded malformed writes to kprobe_events
+#      and set_ftrace_filter, instance mkdir/rmdir races.
+#   4. fail_execslot: slot allocation fails; ftrace keeps the ops on ftrace_caller,
+#      register_kprobe() fails cleanly, an optprobe stays unoptimized (the series only).
+#   5. Afterwards: execslot accounting back to where it was, kmemleak finds nothing,
+#      no W+X mapping, lockdep still on. The host checks the console for splats.
+# One KTAP result per check (lib.sh); figure lines "# wb-figure stress ..." for the
+# host's results/stress.txt.
 CYCLES=${1:-200}
+SEED=${2:-1}
+HOSTILE=${3:-2000}
 . "${0%/*}/lib.sh"
 F=/sys/kernel/debug/fail_execslot
 L=/sys/kernel/debug/kprobes/list
 K=/sys/kernel/debug/kmemleak
 MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
-# Slots and pending frees of the ftrace and kprobes caches.
-slots_all() { echo "$(slot_total slots '^(ftrace_|kprobe_)') $(slot_total pending '^(ftrace_|kprobe_)')"; }
+LP=$(find /lib/modules -name livepatch-sample.ko | head -n1)
+LPS=/sys/kernel/livepatch/livepatch_sample
+CPU1=/sys/devices/system/cpu/cpu1/online
+# The series' slots, or mainline (a vanilla kernel, or CONFIG_RUST=n): no execslot
+# debugfs and no fail_execslot; the accounting is that of kallsyms' trampolines.
+series=1
+[ "$(wb_param wb_path)" = mainline ] && series=
+# Slots and pending frees of the ftrace and kprobes caches, and kallsyms' trampolines.
+slots_all() {
+	echo "$(slot_total slots '^(ftrace_|kprobe_)') $(slot_total pending '^(ftrace_|kprobe_)')" \
+		"$(awk '$3 == "ftrace_trampoline"' /proc/kallsyms | wc -l)"
+}
 
 ktap_header
 echo "# stress: $(uname -r) cycles=$CYCLES cpus=$(grep -c '^processor' /proc/cpuinfo)"
-check "execslot debugfs present" test -r $S
-check "fail_execslot present" test -d $F
+if [ -n "$series" ]; then
+	check "execslot debugfs present" test -r $S
+	check "fail_execslot present" test -d $F
+fi
 check "kmemleak present" test -w $K
 check "ftrace-ops.ko present" test -n "$MOD"
+check "livepatch-sample.ko present" test -n "$LP"
+check "CPU 1 can go offline" test -w $CPU1
 # Scan once and forget what kmemleak found so far (boot), so that only new leaks count
 # ("clear" only greys objects already reported).
 echo scan > $K && echo clear > $K || not_ok "kmemleak: initial scan" "echo scan failed"
@@ -51,6 +77,20 @@ else
 	not_ok "80 kprobe sites found" "only $(wc -l < /tmp/kp_sites)"
 	ktap_exit
 fi
+# A kprobe site in ftrace-ops.ko's tracee_relevant() past its fentry call (after an
+# ENDBR64, +9; without one, +5), so that the kprobe has an instruction slot.
+MOD_OFF=
+if insmod "$MOD" nr_function_calls=1 persist=1 2>/dev/null; then
+	for off in 9 5; do
+		if echo "p:modkp/p ftrace_ops:tracee_relevant+$off" >> $T/kprobe_events 2>/dev/null; then
+			echo "-:modkp/p" >> $T/kprobe_events
+			MOD_OFF=$off
+			break
+		fi
+	done
+	rmmod ftrace_ops
+fi
+check "a kprobe site in ftrace-ops.ko (tracee_relevant+$MOD_OFF)" test -n "$MOD_OFF"
 # The probes just removed are freed after a grace period: wait for that first.
 t=0
 while [ "$(slots_all | cut -d' ' -f2)" != 0 ] && [ $t -lt 30 ]; do
@@ -88,15 +128,71 @@ kprobe_worker() { # NAME FIRST_SITE
 	done 2>/dev/null
 	echo "errors=$e cycles=$i" > /tmp/w_$1
 }
+# ftrace-ops.ko with its ops, a kprobe event on its function (past the fentry call, so
+# with an insn slot) and an instance tracing its functions, unloaded with all three
+# live: the kprobe must be [GONE], and removing the event and the instance afterwards
+# frees its slot and trampoline. Every other cycle the event is defined before the
+# module comes (trace_kprobe registers it when the module loads).
+modkp() { echo "p:modkp/p ftrace_ops:tracee_relevant+$MOD_OFF" >> $T/kprobe_events; }
 ops_worker() {
+	e=0; i=0; d=$T/instances/mod
+	while [ $i -lt $((CYCLES / 10)) ]; do
+		i=$((i + 1))
+		early=$((i % 2))
+		{ { [ $early = 0 ] || modkp; } && insmod "$MOD" nr_function_calls=10 \
+			nr_ops_relevant=2 nr_ops_irrelevant=1 save_regs=$((i % 2)) persist=1 &&
+			{ [ $early = 1 ] || modkp; } && echo 1 > $T/events/modkp/p/enable &&
+			mkdir $d && echo ':mod:ftrace_ops' > $d/set_ftrace_filter &&
+			echo function > $d/current_tracer && rmmod ftrace_ops && grep -q GONE $L &&
+			echo 0 > $T/events/modkp/p/enable && echo "-:modkp/p" >> $T/kprobe_events &&
+			echo nop > $d/current_tracer && rmdir $d; } 2>/dev/null ||
+			{ e=$((e + 1)); echo "# stress: ops cycle $i failed" > /dev/kmsg
+			  rmmod ftrace_ops; echo 0 > $T/events/modkp/p/enable
+			  echo "-:modkp/p" >> $T/kprobe_events; echo nop > $d/current_tracer
+			  rmdir $d; } 2>/dev/null
+	done
+	echo "errors=$e cycles=$i" > /tmp/w_ops
+}
+hotplug_worker() {
 	e=0; i=0
 	while [ $i -lt $((CYCLES / 10)) ]; do
 		i=$((i + 1))
-		{ insmod "$MOD" nr_function_calls=10 nr_ops_relevant=2 nr_ops_irrelevant=1 \
-			save_regs=$((i % 2)) persist=1 && rmmod ftrace_ops; } 2>/dev/null ||
-			{ e=$((e + 1)); rmmod ftrace_ops 2>/dev/null; }
+		{ echo 0 > $CPU1 && grep -q 0 $CPU1 && echo 1 > $CPU1 && grep -q 1 $CPU1; } 2>/dev/null ||
+			{ e=$((e + 1)); echo 1 > $CPU1; } 2>/dev/null
 	done
-	echo "errors=$e cycles=$i" > /tmp/w_ops
+	echo "errors=$e cycles=$i" > /tmp/w_hotplug
+}
+# Livepatch: the patch's ops (one per patched function, cmdline_proc_show) gets a
+# trampoline, which must be a slot of execslot on the series (kallsyms' trampoline on
+# mainline) while the patch is on.
+lp_wait() { # CONDITION...: within 60 s
+	t=0
+	while [ $t -lt 60 ] && ! "$@"; do sleep 1; t=$((t + 1)); done
+	"$@"
+}
+lp_done() { [ "$(cat $LPS/transition 2>/dev/null)" = 0 ]; }
+lp_gone() { [ ! -d $LPS ]; }
+lp_tramp() {
+	a=$(sed -n 's/^cmdline_proc_show .*tramp: \(0x[0-9a-f]*\).*/\1/p' $T/enabled_functions)
+	[ -n "$a" ] || return 1
+	if [ -n "$series" ]; then
+		grep -q "^$a [0-9]* ftrace_trampoline" $SLOTS
+	else
+		awk -v a="${a#0x}" '$1 ~ a "$" && $3 == "ftrace_trampoline" { f = 1 } END { exit !f }' /proc/kallsyms
+	fi
+}
+lp_worker() {
+	e=0; i=0; n=$((CYCLES / 50))
+	[ $n -lt 1 ] && n=1
+	while [ $i -lt $n ]; do
+		i=$((i + 1))
+		{ insmod "$LP" && lp_wait lp_done && grep -q 'live patched' /proc/cmdline && lp_tramp &&
+			echo 0 > $LPS/enabled && lp_wait lp_gone && rmmod livepatch_sample &&
+			! grep -q 'live patched' /proc/cmdline; } 2>/dev/null ||
+			{ e=$((e + 1)); echo "# stress: livepatch cycle $i failed" > /dev/kmsg
+			  echo 0 > $LPS/enabled; lp_wait lp_gone; rmmod livepatch_sample; } 2>/dev/null
+	done
+	echo "errors=$e cycles=$i" > /tmp/w_lp
 }
 
 rm -f /tmp/w_*
@@ -108,19 +204,33 @@ inst_worker inst2 "$f2" &
 kprobe_worker kp1 1 &
 kprobe_worker kp2 41 &
 ops_worker &
+hotplug_worker &
+lp_worker &
 wait
-echo "# stress: workers done in $(awk -v s="$start" '{ print $1 - s }' /proc/uptime) s"
-for w in inst1 inst2 kp1 kp2 ops; do
+elapsed=$(awk -v s="$start" '{ print $1 - s }' /proc/uptime)
+for w in inst1 inst2 kp1 kp2 ops hotplug lp; do
 	r=$(cat /tmp/w_$w 2>/dev/null)
 	echo "# stress: worker $w: $r"
+	figure stress "worker=$w $r"
 	want=$CYCLES
-	[ $w = ops ] && want=$((CYCLES / 10))
+	case $w in
+	ops | hotplug) want=$((CYCLES / 10)) ;;
+	lp) want=$((CYCLES / 50)); [ $want -lt 1 ] && want=1 ;;
+	esac
 	if [ "$r" = "errors=0 cycles=$want" ]; then
 		ok "worker $w: every cycle ok"
 	else
 		not_ok "worker $w: every cycle ok" "${r:-no result}"
 	fi
 done
+figure stress "workers_seconds=$elapsed seed=$SEED hostile=$HOSTILE"
+check "CPU 1 online after the hotplug worker" grep -q 1 $CPU1
+check "no livepatch left" sh -c "! lsmod | grep -q livepatch_sample"
+
+# Tracing while a CPU goes away and comes back, as the base tree tests it.
+ktap_sub "ftracetest func_hotplug" sh /wb/ftracetest.sh ftrace/func_hotplug.tc
+# Seeded malformed writes, with the workers' accounting settled first.
+ktap_sub hostile sh /wb/hostile.sh "$SEED" "$HOSTILE"
 
 # Deferred frees (kprobes) are released by a work item after a grace period.
 wait_back() {
@@ -131,9 +241,26 @@ wait_back() {
 	done
 	[ "$(slots_all)" = "$base" ]
 }
-check "accounting back after the workers (slots, pending: $base)" wait_back
+# The end of every run: kmemleak, W+X, lockdep.
+after_stress() {
+	# kmemleak: objects must be at least 5 s old to be reported; scan twice.
+	sleep 6
+	if ! { echo scan > $K && echo scan > $K; }; then
+		not_ok "kmemleak: no leak" "echo scan > $K failed (kmemleak off?)"
+	elif grep -q unreferenced $K; then
+		not_ok "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
+		sed 's/^/# /' $K
+	else
+		ok "kmemleak: no leak"
+	fi
+	check "no W+X mapping (check_wx_pages)" grep -q SUCCESS /sys/kernel/debug/check_wx_pages
+	check "lockdep still on (debug_locks: 1)" grep -q 'debug_locks: *1' /proc/lockdep_stats
+}
+check "accounting back after the workers and the hostile input (slots, pending, trampolines: $base)" wait_back
+figure stress "accounting_base=$(echo $base | tr ' ' /) accounting_end=$(slots_all | tr ' ' /)"
 
-# Faults. verbose=0: no stack dump per injected failure on the console.
+# Faults (the series only). verbose=0: no stack dump per injected failure on the console.
+[ -n "$series" ] || { after_stress; ktap_exit; }
 echo 0 > $F/verbose
 fails_tramp=$(slot_col ftrace_trampoline failures)
 fails_insn=$(slot_col kprobe_insn_page failures)
@@ -223,15 +350,5 @@ echo 0 > $F/space
 check "accounting back after the faults" wait_back
 check "trampoline slots as before the stress" test "$(slot_col ftrace_trampoline slots)" = "$tramp_base"
 
-# kmemleak: objects must be at least 5 s old to be reported; scan twice.
-sleep 6
-if ! { echo scan > $K && echo scan > $K; }; then
-	not_ok "kmemleak: no leak" "echo scan > $K failed (kmemleak off?)"
-elif grep -q unreferenced $K; then
-	not_ok "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
-	sed 's/^/# /' $K
-else
-	ok "kmemleak: no leak"
-fi
-check "no W+X mapping (check_wx_pages)" grep -q SUCCESS /sys/kernel/debug/check_wx_pages
+after_stress
 ktap_exit

@@ -16,6 +16,7 @@
 #           setmem_create=.. setmem_free=.. flush_create=.. flush_free=..
 #           ipi_create=.. ipi_free=.. tlb_create=.. tlb_free=..
 #           split_create=.. split_free=.. collapse_create=.. collapse_free=.. tramps=..
+#           exec_kib=.. left=.. left_kib=..
 # create/free: printk timestamps (microseconds), a timed pass without probes, twice
 # (create2/free2: the second time). Then a counted pass with kprobe events on:
 # setmem = calls of the set_memory_* functions, flush = calls of
@@ -25,7 +26,11 @@
 # finds in vmlinux), collapse = collapse_large_pages() calls that collapsed something
 # (kretprobe, counted in an instance of its own); ipi = function-call and TLB-shootdown
 # interrupts received (/proc/interrupts CAL + TLB); tramps = trampolines alive after
-# creating (kallsyms "ftrace_trampoline" symbols, boot leftovers included). With the
+# creating (kallsyms "ftrace_trampoline" symbols, boot leftovers included); exec_kib = KiB
+# of execmem vmalloc areas added while the N objects are alive; left / left_kib =
+# trampolines and execmem KiB still there after freeing them and waiting for the
+# deferred frees (0 if nothing leaked; a page that execslot keeps empty for the next
+# slot shows as 4 KiB). With the
 # trampolines or kprobes alive, a figure
 #   # wb-figure ptdump what=W n=N pmd_kib=.. pte_kib=..
 # gives the executable mappings of the module area by size (page_tables/kernel).
@@ -111,6 +116,18 @@ counters() {
 	echo "$s $f $(irq CAL) $(irq TLB) $((sp + 0)) $(grep -c ' collapse: ' $CT/trace)"
 }
 tramps() { awk '$3 == "ftrace_trampoline" { n++ } END { print n + 0 }' /proc/kallsyms; }
+# Bytes of execmem's vmalloc areas (/proc/vmallocinfo).
+vm_exec() { awk '/execmem/ { s += $2 } END { print s + 0 }' /proc/vmallocinfo; }
+# settle TRAMPS: wait (up to 60 s of the guest clock) until the trampolines are back to
+# TRAMPS and no slot free is pending: frees after a grace period are not leaks.
+settle() {
+	i=0
+	while [ $i -lt 60 ] && { [ "$(tramps)" != "$1" ] ||
+		[ "$(slot_total pending '^(ftrace_|kprobe_)')" != 0 ]; }; do
+		sleep 1
+		i=$((i + 1))
+	done
+}
 
 # create_instances_from I PREFIX: instance PREFIX<I>, tracing the I-th quiet function.
 create_instances_from() {
@@ -196,17 +213,22 @@ ktap_header
 	[ "$(awk 'NF != 7' /tmp/times_$what | wc -l)" = 0 ] || err "missing printk timestamps"
 	probes_on
 	for n in "$@"; do
+		tr0=$(tramps)
+		vm0=$(vm_exec)
 		c0=$(counters)
 		create_$what "$n"
 		c1=$(counters)
 		tr=$(tramps)
+		vm1=$(vm_exec)
 		figure ptdump "what=$what n=$n $(ptdump)"
 		c1=$(counters)
 		free_$what "$n"
 		c2=$(counters)
+		settle "$tr0"
 		# Fields: 1-6 times of both runs, then three counter snapshots of 6, trampolines.
 		echo "$(awk -v n="$n" '$1 == n { print $2, $3, $4, $5, $6, $7 }' /tmp/times_$what)" \
-			"$c0 $c1 $c2 $tr" | awk -v w="$what" -v n="$n" '{
+			"$c0 $c1 $c2 $tr" | awk -v w="$what" -v n="$n" -v ek=$(((vm1 - vm0) / 1024)) \
+			-v left=$(($(tramps) - tr0)) -v lk=$((($(vm_exec) - vm0) / 1024)) '{
 			printf "# wb-figure cost what=%s n=%s create_us=%d free_us=%d", w, n, $2 - $1, $3 - $2
 			printf " create2_us=%d free2_us=%d", $5 - $4, $6 - $5
 			printf " setmem_create=%d setmem_free=%d", $13 - $7, $19 - $13
@@ -214,7 +236,8 @@ ktap_header
 			printf " ipi_create=%d ipi_free=%d", $15 - $9, $21 - $15
 			printf " tlb_create=%d tlb_free=%d", $16 - $10, $22 - $16
 			printf " split_create=%d split_free=%d", $17 - $11, $23 - $17
-			printf " collapse_create=%d collapse_free=%d tramps=%d\n", $18 - $12, $24 - $18, $25
+			printf " collapse_create=%d collapse_free=%d tramps=%d", $18 - $12, $24 - $18, $25
+			printf " exec_kib=%d left=%d left_kib=%d\n", ek, left, lk
 		}'
 	done
 	probes_off

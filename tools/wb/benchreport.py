@@ -227,9 +227,47 @@ def cost_report(cost, ptdump=None):
         if v and p:
             out.append(f'{"":9} {"":>5} {"p/v":8} {ratio(p["create_us"], v["create_us"]):>20} '
                        f'{ratio(p["free_us"], v["free_us"]):>20}')
+    out += scale_report(cost)
     if ptdump:
         out += _ptdump_report(ptdump)
     return '\n'.join(out) + '\n'
+
+
+def _growth(rows, key, n, field):
+    """Per-object `field` at N over that at the next smaller N of the same kind, or ''."""
+    smaller = [m for (w, m) in rows if w == key[0] and 0 < m < n]
+    if not smaller or not n:
+        return ''
+    m = max(smaller)
+    a, b = _per(rows[key][field], n), _per(rows[(key[0], m)][field], m)
+    return f'{a / b:.2f}' if b else ''
+
+
+def scale_report(cost):
+    """Text table of what N objects hold and leave, and how the per-object cost grows
+    with N: {kernel: {(what, n): {...}}} from tramp-cost.sh's figures."""
+    out = ['', 'Scale: executable memory held with the N objects alive (KiB of execmem',
+           'vmalloc areas added, and per object), what is left after freeing them and',
+           'waiting for deferred frees (trampolines, execmem KiB; a page that execslot',
+           'keeps empty for the next slot shows as 4 KiB), and the growth of the',
+           'per-object instructions from the next smaller N (1.00: linear; above 1: each',
+           'object costs more when there are more).', '',
+           f'{"what":9} {"N":>5} {"kernel":8} {"exec KiB":>9} {"B/obj":>7} {"left":>5} '
+           f'{"left KiB":>9} {"create growth":>14} {"free growth":>12}']
+    for key in sorted({k for c in cost.values() for k in c}):
+        what, n = key
+        if not n:
+            continue
+        for kernel in ('vanilla', 'patched'):
+            rows = cost.get(kernel, {})
+            r = rows.get(key)
+            if not r or 'exec_kib' not in r:
+                continue
+            out.append(f'{what:9} {n:>5} {kernel:8} {r["exec_kib"]:>9} '
+                       f'{r["exec_kib"] * 1024 / n:>7.0f} {r["left"]:>5} {r["left_kib"]:>9} '
+                       f'{_growth(rows, key, n, "create_us"):>14} '
+                       f'{_growth(rows, key, n, "free_us"):>12}')
+    return out
 
 
 def cycles_report(cycles):

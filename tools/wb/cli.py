@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from . import bench, boot, check, demo, kbuild, series, source, templates, testrun
+from . import bench, boot, check, demo, kbuild, series, source, stress, templates, testrun
 from .kconfig import CONFIGS
 from .testrun import BUILD_ONLY, EXTENDED_CONFIGS, EXTENDED_EACH_QUICK_CONFIGS, TEST_CONFIGS
 from .settings import PACKAGE, Paths
@@ -76,7 +76,7 @@ def _add_bench(sub):
     p.add_argument('--instances', type=int, nargs='+', default=[1, 10, 100, 500, 1000])
     p.add_argument('--cost-instances', type=int, nargs='+', default=[1, 100, 1000],
                    help='N for the create/free cost of instances')
-    p.add_argument('--ops', type=int, nargs='+', default=[1, 100, 1000],
+    p.add_argument('--ops', type=int, nargs='+', default=[1, 100, 1000, 10000],
                    help='N for registering/unregistering N ops (ftrace-ops.ko)')
     p.add_argument('--cost-kprobes', type=int, nargs='+', default=[100, 1000],
                    help='N for registering/unregistering N kprobes')
@@ -106,10 +106,18 @@ def _add_send_stress_fixtures(sub):
                        'and check it git-ams onto the base')
     p.add_argument('--dry-run', action='store_true', help='write and check, send nothing')
     p.add_argument('--mbox', metavar='FILE', help='where to write it (default: the cache)')
-    p = sub.add_parser('stress', help='stress and fault tests on the stress config '
-                       '(lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fail_execslot)')
-    p.add_argument('--cycles', type=int, default=1000, help='cycles per worker')
-    p.add_argument('--timeout', type=int, default=3600)
+    p = sub.add_parser('stress', help='stress, hostile input and fault tests on the stress '
+                       'config (lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fail_execslot, livepatch)')
+    p.add_argument('--cycles', type=int, default=1000,
+                   help='cycles per instance and kprobe worker, over all boots')
+    p.add_argument('--boots', type=int, default=1, help='split the cycles over this many boots')
+    p.add_argument('--seed', type=int, default=1,
+                   help='seed of the hostile input of the first boot (boot N: SEED + N - 1)')
+    p.add_argument('--hostile', type=int, default=2000, help='kprobe_events writes per boot')
+    p.add_argument('--vanilla', action='store_true', help='the vanilla kernel instead')
+    p.add_argument('--record', action='store_true',
+                   help='also write the record to results/stress.txt')
+    p.add_argument('--timeout', type=int, default=3600, help='per boot, in seconds')
     p = sub.add_parser('fixtures', help='write the host tests\' ftrace template fixtures')
     p.add_argument('--configs', nargs='+', default=['default', 'fp', 'mitigations'],
                    choices=sorted(CONFIGS))
@@ -149,6 +157,12 @@ def _bench(P, a):
     bench.run_bench(P, bench.BenchOptions(**{f.name: getattr(a, f.name) for f in fields}))
 
 
+def _stress(P, a):
+    fields = dataclasses.fields(stress.StressOptions)
+    stress.stress_command(P, stress.StressOptions(**{f.name: getattr(a, f.name)
+                                                     for f in fields}))
+
+
 COMMANDS = {
     'setup': lambda P, a: source.setup(),
     'source': lambda P, a: source.fetch_source(P, a.update),
@@ -161,7 +175,7 @@ COMMANDS = {
     'check': lambda P, a: check.check_command(P, a.each, a.config, a.quick),
     'demo': lambda P, a: demo.demo(P, a.instances, a.timeout, a.force),
     'fixtures': lambda P, a: templates.write_fixtures(P, a.configs),
-    'stress': lambda P, a: testrun.stress_command(P, a.cycles, a.timeout),
+    'stress': _stress,
     'send': lambda P, a: series.send_command(P, a.dry_run, a.mbox),
     'bench': _bench,
 }

@@ -178,7 +178,7 @@ KP_KEYS = ('n', 'registered', 'optimized', 'kprobe_pages', 'tramp_pages', 'exec_
 COST_KEYS = ('create_us', 'free_us', 'create2_us', 'free2_us', 'setmem_create',
              'setmem_free', 'flush_create', 'flush_free', 'ipi_create', 'ipi_free',
              'tlb_create', 'tlb_free', 'split_create', 'split_free', 'collapse_create',
-             'collapse_free', 'tramps')
+             'collapse_free', 'tramps', 'exec_kib', 'left', 'left_kib')
 CYCLES_KEYS = ('fillers', 'us', 'setmem', 'flush', 'ipi', 'tlb', 'split', 'collapse')
 TEXT_KEYS = ('loops', 'in_tramp_ns', 'no_text_ns', 'stack_ns', 'depth')
 

@@ -104,7 +104,7 @@ def cover_letter(linux, patch_files):
     figures from results/bench.json, shortlog, diffstat, base-commit, To/Cc."""
     tmp = tempfile.mkdtemp(prefix='wb-cover-')
     try:
-        git('format-patch', '-q', '-o', tmp, *format_patch_args(linux, patch_files),
+        git('format-patch', '-q', '--abbrev=9', '-o', tmp, *format_patch_args(linux, patch_files),
             'base..HEAD', cwd=linux, env=cover_ident(linux))
         with open(os.path.join(tmp, COVER)) as fh:
             return fh.read()
@@ -140,8 +140,9 @@ def _write_patches(linux, has_commits):
     tmp = tempfile.mkdtemp(prefix='wb-export-')
     try:
         if has_commits:
-            git('format-patch', '-q', '--zero-commit', '--no-signature', '-o', tmp, 'base..HEAD',
-                cwd=linux)
+            # A fixed abbreviation: git's default depends on how the tree is packed.
+            git('format-patch', '-q', '--zero-commit', '--no-signature', '--abbrev=9', '-o',
+                tmp, 'base..HEAD', cwd=linux)
         os.makedirs(PATCHES, exist_ok=True)
         for old in glob.glob(os.path.join(PATCHES, '[0-9][0-9][0-9][0-9]-*.patch')):
             if not os.path.basename(old).startswith('0000-'):

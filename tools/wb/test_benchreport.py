@@ -91,7 +91,12 @@ class CostTest(unittest.TestCase):
            'create2_us=844620 free2_us=2772000 '
            'setmem_create=0 setmem_free=3 flush_create=0 flush_free=6 ipi_create=149 '
            'ipi_free=233 tlb_create=1 tlb_free=2 split_create=0 split_free=1 '
-           'collapse_create=0 collapse_free=1 tramps=21\n'
+           'collapse_create=0 collapse_free=1 tramps=21 exec_kib=40 left=0 left_kib=4\n'
+           '# wb-figure cost what=instances n=100 create_us=16892380 free_us=25195910 '
+           'create2_us=16892380 free2_us=25195910 '
+           'setmem_create=0 setmem_free=3 flush_create=0 flush_free=6 ipi_create=149 '
+           'ipi_free=233 tlb_create=1 tlb_free=2 split_create=0 split_free=1 '
+           'collapse_create=0 collapse_free=1 tramps=111 exec_kib=400 left=1 left_kib=0\n'
            '# wb-figure ptdump what=instances n=10 pmd_kib=2048 pte_kib=8\n'
            '# wb-figure cycles n=100 fillers=28 us=5000000 setmem=0 flush=0 ipi=10 tlb=0 split=0 '
            'collapse=0\n'
@@ -101,7 +106,7 @@ class CostTest(unittest.TestCase):
 
     def test_parse_cost(self):
         cost = results.parse_cost_lines(self.LOG)
-        self.assertEqual(list(cost), [('instances', 10)])
+        self.assertEqual(list(cost), [('instances', 10), ('instances', 100)])
         self.assertEqual(cost[('instances', 10)]['ipi_free'], 233)
         self.assertEqual(cost[('instances', 10)]['split_free'], 1)
         with self.assertRaisesRegex(WorkbenchError, 'lacks'):
@@ -116,6 +121,10 @@ class CostTest(unittest.TestCase):
                          r'251959\.1 \(\+10\.0%\)\s+0/3\s+0/6\s+0/1\s+0/1\s+149/233\s+1/2')
         self.assertRegex(text, r'p/v\s+2\.00\s+1\.00')
         self.assertRegex(text, r'instances\s+10\s+-\s+2048 / 8')
+        # Scale: 400 KiB for 100 = 4096 B each; creating costs 2.00x per object at 100
+        # what it cost at 10, freeing 1.00x.
+        self.assertRegex(text, r'instances\s+10 patched\s+40\s+4096\s+0\s+4\s+\n')
+        self.assertRegex(text, r'instances\s+100 patched\s+400\s+4096\s+1\s+0\s+2\.00\s+1\.00')
 
     def test_text_lookups(self):
         log = ('WB-GUEST-START\n# wb-figure text n=100 loops=1000 in_tramp_ns=1596070 no_text_ns=2258722 '

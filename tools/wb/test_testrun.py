@@ -31,7 +31,8 @@ class TestTestRun(unittest.TestCase):
                     calls.append(('boot', label or c, append, cpu) if cpu else
                                  ('boot', c, append)) or ok,
                 'nopanic_results': lambda o: calls.append(('nopanic', o)) or ok,
-                'stress_results': lambda P, n, to: calls.append(('stress', n)) or ok,
+                'stress_results': lambda P, n, to, hostile: (calls.append(('stress', n, hostile)) or ok,
+                                                              '/log'),
                 'realtools_results': lambda P, v, to:
                     calls.append(('real tools', 'vanilla' if v else 'patched')) or ok,
                 'each_results': lambda P, c, quick: calls.append(('each', c, quick)) or ok,
@@ -54,7 +55,7 @@ class TestTestRun(unittest.TestCase):
         self.assertEqual(self.run_test_steps([]), [
             ('build', 'vng'), ('rustdoc', '/b/patched-vng'), ('nopanic', '/b/patched-vng'),
             ('boot', 'vng', 'wb_kprobes=1000 wb_kprobe_rounds=2'), ('real tools', 'patched'),
-            ('build', 'norust'), ('boot', 'norust', 'wb_quick=1'), ('stress', 200)])
+            ('build', 'norust'), ('boot', 'norust', 'wb_quick=1'), ('stress', 200, 500)])
 
     def test_test_extended_adds_the_other_configs_vanilla_real_tools_and_each(self):
         self.assertEqual(self.run_test_steps(['--extended', '--stress-cycles', '0']), [

@@ -15,6 +15,7 @@ from .results import Result, exit_if_failed, print_results, summary_line
 from .series import send_results
 from .settings import TOOLS
 from .source import apply_series, fetch_source, require_source, setup
+from .stress import stress_results
 from .util import WorkbenchError, run, say
 
 # What `test` builds and boots, in this order, and what `test --extended` adds. The
@@ -219,7 +220,7 @@ def run_tests(P, configs=None, extended=False, no_each=False, timeout=1800,
             s.not_run(f'boot patched-{config}', 'not run: no kernel was built')
     # The stress config, short form: lockdep, kmemleak, DEBUG_VM, W+X, fault injection.
     if applied and stress_cycles:
-        s.step('stress', stress_results, P, stress_cycles, timeout)
+        s.step('stress', _stress_step, P, stress_cycles, timeout)
     # The same real tools on the vanilla kernel: perf's view of its trampolines and
     # kprobe pages, the same checks.
     if extended and have_source and s.action('build vanilla-vng', build, P, True, 'vng'):
@@ -236,18 +237,11 @@ def run_tests(P, configs=None, extended=False, no_each=False, timeout=1800,
     exit_if_failed(s.results)
 
 
-def stress_results(P, cycles, timeout):
-    """Build the stress config (lockdep, kmemleak, DEBUG_VM, DEBUG_WX, fault injection)
-    and boot it with tools/guest/stress.sh: concurrent create/free cycles, injected
-    slot allocation failures, then accounting, kmemleak and W+X checks."""
-    out = build(P, False, 'stress')
-    return boot_results(P, out, P.linux, 'stress', f'stress.sh {cycles}', timeout)
+# The hostile input of `test`'s stress boot: kprobe_events writes (`stress` makes 2000).
+TEST_HOSTILE = 500
 
 
-def stress_command(P, cycles, timeout):
-    """`stress`: its results and the summary line."""
-    require_source(P)
-    results = stress_results(P, cycles, timeout)
-    print_results(results)
-    print(summary_line(results), flush=True)
-    exit_if_failed(results)
+def _stress_step(P, cycles, timeout):
+    """The stress boot of `test`: stress.sh's short form, seed 1, its results."""
+    results, _ = stress_results(P, cycles, timeout, hostile=TEST_HOSTILE)
+    return results

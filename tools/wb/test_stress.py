@@ -1,0 +1,120 @@
+"""Unit tests of `stress`: the split over boots and the record made from console logs."""
+
+import contextlib
+import dataclasses
+import io
+import os
+import tempfile
+import unittest
+from unittest import mock
+
+from wb import stress
+from wb.results import Result
+from wb.util import WorkbenchError
+
+LOG = '''[    1.0] Linux version 7.3.4
+WB-GUEST-START
+KTAP version 1
+ok 1 kmemleak present
+# wb-figure stress worker=inst1 errors=0 cycles=500
+# wb-figure stress worker=ops errors=1 cycles=50
+# wb-figure stress worker=lp errors=0 cycles=10
+# wb-figure stress workers_seconds=812.5 seed=3 hostile=2000
+    KTAP version 1
+    # Subtest: hostile
+    # wb-figure hostile seed=3 n=2000 kprobe_sha=0123456789ab filter_sha=ba9876543210
+[   90.1] # wb-figure stress worker=kp1 errors=9 cycles=9
+    ok 1 hostile: no instance left
+ok 2 hostile
+# wb-figure stress accounting_base=4/0/2 accounting_end=4/0/2
+WB-GUEST-EXIT 0
+'''
+
+
+class StressTest(unittest.TestCase):
+    def test_boot_cycles_split_evenly(self):
+        self.assertEqual(stress.boot_cycles(10000, 4), [2500] * 4)
+        self.assertEqual(stress.boot_cycles(10, 3), [4, 3, 3])
+        self.assertEqual(sum(stress.boot_cycles(10001, 7)), 10001)
+        with self.assertRaises(WorkbenchError):
+            stress.boot_cycles(2, 3)
+        with self.assertRaises(WorkbenchError):
+            stress.boot_cycles(10, 0)
+
+    def boots(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, 'boot.log')
+            with open(log, 'w') as fh:
+                fh.write(LOG)
+            res = [Result('a', True), Result('b', False, 'why'), Result('c', None)]
+            meta = dict(date='2026-12-02 05:00', commit='abc1234', kernel='patched 7.3.4+',
+                        hostile=2000)
+            b1 = stress._boot_record('patched-stress-1', 500, 3, 900.0, res, log, **meta)
+            b2 = stress._boot_record('patched-stress-2', 500, 4, 950.0, res[:1], log, **meta)
+        return [b1, b2]
+
+    def test_figures_from_the_log_only_the_guest_lines(self):
+        b1 = self.boots()[0]
+        self.assertEqual((b1.passed, b1.failed), (1, 1))
+        self.assertEqual(b1.failures, ['FAIL b: why'])
+        # kp1's line is a kernel printk line (a timestamp): not the guest's figure.
+        self.assertEqual(stress.worker_totals([b1])['kp1'], (0, 0))
+        self.assertEqual(stress.worker_totals(self.boots())['inst1'], (1000, 0))
+        self.assertEqual(stress.worker_totals(self.boots())['ops'], (100, 2))
+        self.assertEqual(stress.worker_totals(self.boots())['hotplug'], (0, 0))
+
+    def test_record_text(self):
+        text = stress.record_text(self.boots(), '0123abcd')
+        self.assertIn('2 boot(s);\n# series digest 0123abcd', text)
+        self.assertIn('kernel: patched 7.3.4+, the stress config', text)
+        self.assertIn('wall time: 1850 s (0.5 h)', text)
+        self.assertIn('  inst1       1000 cycles  0 errors', text)
+        self.assertIn('  lp            20 cycles  0 errors', text)
+        self.assertIn('  hostile     4000 kprobe_events writes, 1000 set_ftrace_filter writes, '
+                      '800 mkdir/rmdir race steps', text)
+        self.assertIn('  2026-12-02 05:00 patched-stress-1 (commit abc1234): 500 cycles, seed 3, '
+                      '900 s (workers 812.5 s); 1 passed, 1 failed\n'
+                      '    hostile sequences kprobe 0123456789ab filter ba9876543210; '
+                      'accounting (slots/pending/trampolines) 4/0/2 -> 4/0/2\n'
+                      '    FAIL b: why\n', text)
+        self.assertTrue(text.endswith('\n2 passed, 1 failed\n'))
+
+    def test_record_keeps_the_boots_of_one_series(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'stress.json')
+            self.assertEqual(stress.load_record(path, 'aa'), [])
+            boots = self.boots()
+            stress.save_record(path, 'aa', boots)
+            back = stress.load_record(path, 'aa')
+            self.assertEqual(back, boots)
+            stress.save_record(path, 'aa', back + boots[:1])
+            self.assertEqual(len(stress.load_record(path, 'aa')), 3)
+            # Another series: its boots do not count.
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(stress.load_record(path, 'bb'), [])
+
+    def test_digest_follows_the_patches(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name, text in (('series', '0001-a.patch\n'), ('0001-a.patch', 'one')):
+                with open(os.path.join(d, name), 'w') as fh:
+                    fh.write(text)
+            with mock.patch.object(stress, 'PATCHES', d), \
+                    mock.patch.object(stress, 'read_series',
+                                      lambda: mock.Mock(patches=['0001-a.patch'])):
+                one = stress.series_digest()
+                with open(os.path.join(d, '0001-a.patch'), 'w') as fh:
+                    fh.write('two')
+                self.assertNotEqual(stress.series_digest(), one)
+
+    def test_options_match_the_command_line(self):
+        from wb import cli
+        a = cli.build_parser().parse_args(['stress', '--cycles', '10000', '--boots', '5',
+                                           '--record'])
+        opts = stress.StressOptions(**{f.name: getattr(a, f.name)
+                                       for f in dataclasses.fields(stress.StressOptions)})
+        self.assertEqual((opts.cycles, opts.boots, opts.seed, opts.record, opts.vanilla),
+                         (10000, 5, 1, True, False))
+
+
+if __name__ == '__main__':
+    unittest.main()
