@@ -27,10 +27,10 @@
 # (kretprobe, counted in an instance of its own); ipi = function-call and TLB-shootdown
 # interrupts received (/proc/interrupts CAL + TLB); tramps = trampolines alive after
 # creating (kallsyms "ftrace_trampoline" symbols, boot leftovers included); exec_kib = KiB
-# of execmem vmalloc areas added while the N objects are alive; left / left_kib =
-# trampolines and execmem KiB still there after freeing them and waiting for the
-# deferred frees (0 if nothing leaked; a page that execslot keeps empty for the next
-# slot shows as 4 KiB). With the
+# of vmalloc areas that execmem added while the N objects are alive (its ROX cache takes
+# whole 2 MiB chunks, so this grows in steps of 2048); left / left_kib = trampolines and
+# execmem vmalloc KiB still there after freeing them and waiting for the deferred frees
+# (0 if nothing leaked). With the
 # trampolines or kprobes alive, a figure
 #   # wb-figure ptdump what=W n=N pmd_kib=.. pte_kib=..
 # gives the executable mappings of the module area by size (page_tables/kernel).
@@ -54,7 +54,7 @@ mark() { echo "wb-mark $1" > /dev/kmsg; }
 mark_us() {
 	# The microseconds get a leading 1: busybox awk reads "026220" as octal.
 	v=$(dmesg | sed -n "s/^\[ *\([0-9]*\)\.\([0-9]\{6\}\)\] wb-mark $1\$/\1 1\2/p" |
-		tail -n1 | awk '{ printf "%d\n", $1 * 1000000 + $2 - 1000000 }')
+		tail -n1 | awk '{ printf "%.0f\n", $1 * 1000000 + $2 - 1000000 }')
 	[ -n "$v" ] || err "no printk timestamp for mark $1 (CONFIG_PRINTK_TIME?)"
 	echo "$v"
 }
@@ -229,8 +229,8 @@ ktap_header
 		echo "$(awk -v n="$n" '$1 == n { print $2, $3, $4, $5, $6, $7 }' /tmp/times_$what)" \
 			"$c0 $c1 $c2 $tr" | awk -v w="$what" -v n="$n" -v ek=$(((vm1 - vm0) / 1024)) \
 			-v left=$(($(tramps) - tr0)) -v lk=$((($(vm_exec) - vm0) / 1024)) '{
-			printf "# wb-figure cost what=%s n=%s create_us=%d free_us=%d", w, n, $2 - $1, $3 - $2
-			printf " create2_us=%d free2_us=%d", $5 - $4, $6 - $5
+			printf "# wb-figure cost what=%s n=%s create_us=%.0f free_us=%.0f", w, n, $2 - $1, $3 - $2
+			printf " create2_us=%.0f free2_us=%.0f", $5 - $4, $6 - $5
 			printf " setmem_create=%d setmem_free=%d", $13 - $7, $19 - $13
 			printf " flush_create=%d flush_free=%d", $14 - $8, $20 - $14
 			printf " ipi_create=%d ipi_free=%d", $15 - $9, $21 - $15
@@ -281,7 +281,7 @@ cycles() {
 	c1=$(counters)
 	probes_off
 	echo "$c0 $c1" | awk -v n="$1" -v f=$fillers -v us=$us '{
-		printf "# wb-figure cycles n=%s fillers=%s us=%d setmem=%d flush=%d", n, f, us, $7 - $1, $8 - $2
+		printf "# wb-figure cycles n=%s fillers=%s us=%.0f setmem=%d flush=%d", n, f, us, $7 - $1, $8 - $2
 		printf " ipi=%d tlb=%d split=%d collapse=%d\n", $9 - $3, $10 - $4, $11 - $5, $12 - $6
 	}'
 	i=0

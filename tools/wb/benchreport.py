@@ -246,12 +246,13 @@ def _growth(rows, key, n, field):
 def scale_report(cost):
     """Text table of what N objects hold and leave, and how the per-object cost grows
     with N: {kernel: {(what, n): {...}}} from tramp-cost.sh's figures."""
-    out = ['', 'Scale: executable memory held with the N objects alive (KiB of execmem',
-           'vmalloc areas added, and per object), what is left after freeing them and',
-           'waiting for deferred frees (trampolines, execmem KiB; a page that execslot',
-           'keeps empty for the next slot shows as 4 KiB), and the growth of the',
-           'per-object instructions from the next smaller N (1.00: linear; above 1: each',
-           'object costs more when there are more).', '',
+    out = ['', 'Scale: the vmalloc areas that execmem added with the N objects alive (KiB;',
+           'execmem takes whole 2 MiB chunks for its ROX cache, so this grows in steps of',
+           '2048 KiB and per object means something only at large N), what is left after',
+           'freeing them and waiting for deferred frees (kallsyms trampolines, KiB of',
+           'execmem vmalloc areas), and the growth of the per-object instructions from the',
+           'next smaller N (1.00: linear; above 1: each object costs more when there are',
+           'more).', '',
            f'{"what":9} {"N":>5} {"kernel":8} {"exec KiB":>9} {"B/obj":>7} {"left":>5} '
            f'{"left KiB":>9} {"create growth":>14} {"free growth":>12}']
     for key in sorted({k for c in cost.values() for k in c}):

@@ -32,6 +32,18 @@ class GuestShellTest(unittest.TestCase):
                                                      '(CONFIG_PRINTK_TIME?)'])
         self.assertEqual(p.returncode, 1)
 
+    def test_mark_us_past_2147_seconds(self):
+        # busybox awk's printf %d is 32-bit: 8379.479343 s gave -2147483648, and every
+        # time after 2147 s of guest clock (a bench with 10000 ops) read as 0.
+        busybox = shutil.which('busybox') or '/bin/busybox'
+        self.assertTrue(os.path.isfile(busybox), 'busybox-static is a setup dependency')
+        script = ('dmesg() { printf "[ 8379.479343] wb-mark d\\n[ 5752.913045] wb-mark e\\n"; }\n'
+                  'err() { echo "ERR $*"; exit 1; }\n'
+                  + self.shell_function('tramp-cost.sh', 'mark_us')
+                  + 'mark_us d; mark_us e; echo $(($(mark_us d) - $(mark_us e)))\n')
+        p = subprocess.run([busybox, 'sh', '-c', script], capture_output=True, text=True)
+        self.assertEqual(p.stdout.split('\n')[:3], ['8379479343', '5752913045', '2626566298'])
+
 
 if __name__ == '__main__':
     unittest.main()
