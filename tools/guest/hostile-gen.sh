@@ -3,15 +3,22 @@
 # Both read awk's rand() after srand(SEED): the same SEED, N and list of functions give
 # the same lines.
 
+# The awk functions both draw with: r(K) a number below K, hex(K) K hex digits, junk(K)
+# K characters of junk_chars: never a glob character, and for set_ftrace_filter no "!"
+# either (junk must not match many functions, nor remove the one that keeps the filter
+# from being empty).
+HK_JUNK='abcdefghijklmnopqrstuvwxyz0123456789_:/+-%$@=.,()|&<>~^ '
+HK_JUNK_KP='abcdefghijklmnopqrstuvwxyz0123456789_:/+-%$@=.,()|&<>!~^ '
+HK_AWK='
+	function r(k) { return int(rand() * k) }
+	function hex(k,   s, i) { s = ""; for (i = 0; i < k; i++) s = s substr("0123456789abcdef", r(16) + 1, 1); return s }
+	function junk(k,   s, i) {
+		s = ""; for (i = 0; i < k; i++) s = s substr(junk_chars, r(length(junk_chars)) + 1, 1); return s }'
+
 # gen_kprobe_events SEED N FUNCS: N lines "ACTION SPEC" (ACTION: a = append, e = append
 # and enable), drawn with awk's srand(SEED) from the functions in the file FUNCS.
 gen_kprobe_events() {
-	awk -v seed="$1" -v n="$2" '
-	function r(k) { return int(rand() * k) }
-	function hex(k,   s, i) { s = ""; for (i = 0; i < k; i++) s = s substr("0123456789abcdef", r(16) + 1, 1); return s }
-	function junk(k,   s, i, a) {
-		a = "abcdefghijklmnopqrstuvwxyz0123456789_:/+-%$@=.,()|&<>!~^ "
-		s = ""; for (i = 0; i < k; i++) s = s substr(a, r(length(a)) + 1, 1); return s }
+	awk -v seed="$1" -v n="$2" -v junk_chars="$HK_JUNK_KP" "$HK_AWK"'
 	{ f[nf++] = $1 }
 	END {
 		srand(seed)
@@ -38,11 +45,7 @@ gen_kprobe_events() {
 # truncating write names a function), so the filter is never empty: an empty filter
 # would trace every function.
 gen_filter_writes() {
-	awk -v seed="$1" -v n="$2" '
-	function r(k) { return int(rand() * k) }
-	function junk(k,   s, i, a) {
-		a = "abcdefghijklmnopqrstuvwxyz0123456789_:/+-%$@=.,()|&<>~^ "
-		s = ""; for (i = 0; i < k; i++) s = s substr(a, r(length(a)) + 1, 1); return s }
+	awk -v seed="$1" -v n="$2" -v junk_chars="$HK_JUNK" "$HK_AWK"'
 	{ f[nf++] = $1 }
 	END {
 		srand(seed)
