@@ -16,6 +16,11 @@
 //! least `n` granules, the lowest such run on a tie. A page therefore refuses a request
 //! only when it has no free run of `n` granules, whatever its total free space.
 //!
+//! A page also keeps its room: a bound on its longest free run that a search of the
+//! whole page lowers to that run and a free raises to the page. A request longer than the
+//! room is refused without a search, so that a caller who asks every page of many full
+//! ones pays a load for each, not a walk of its granules.
+//!
 //! Concurrency: changes ([`PageMap::mark`], [`PageMap::alloc`], [`PageMap::free`]) must be
 //! serialised by the caller (the owning cache's mutex); lookups ([`PageMap::slot_at`],
 //! [`PageMap::slot_at_offset`], [`PageMap::is_used`], [`PageMap::each_slot`]) may run at
@@ -58,6 +63,7 @@
 //! free's store into `first`, which is `Release` as well for uniformity.
 //! `tools/host/tests/loom.rs` model-checks 1 to 4 (with loom's atomics: `--cfg loom`).
 
+use core::sync::atomic::AtomicU16;
 #[cfg(not(loom))]
 use core::sync::atomic::AtomicU32;
 #[cfg(not(loom))]
@@ -102,6 +108,10 @@ pub fn granules_for(size: usize) -> Result<usize, PlacementError> {
 pub struct PageMap {
     /// For each granule, the slot that it belongs to (see [`encode`]), or [`FREE`].
     slot: [AtomicU32; GRANULES],
+    /// At least the length of the longest free run (see [`PageMap::room`]). Only the
+    /// writer, whose changes are serialised, reads or writes it: an atomic of `core` even
+    /// under loom, which need not model it.
+    room: AtomicU16,
 }
 
 /// Entry of a free granule; [`decode`] finds no slot in it.
@@ -144,6 +154,7 @@ impl PageMap {
     pub const fn new() -> Self {
         Self {
             slot: [const { AtomicU32::new(FREE) }; GRANULES],
+            room: AtomicU16::new(GRANULES as u16),
         }
     }
 
@@ -152,6 +163,7 @@ impl PageMap {
     pub fn new() -> Self {
         Self {
             slot: core::array::from_fn(|_| AtomicU32::new(FREE)),
+            room: AtomicU16::new(GRANULES as u16),
         }
     }
 
@@ -226,13 +238,23 @@ impl PageMap {
         best
     }
 
+    /// An upper bound on the longest free run: no request of more granules can be met.
+    /// A search that walks the whole page ([`PageMap::find`] without an exact fit) sets it
+    /// to that run, [`PageMap::mark`] leaves it (a mark only shortens runs), and
+    /// [`PageMap::free`] sets it to [`GRANULES`]. For the writer, like the changes.
+    pub fn room(&self) -> usize {
+        self.room.load(Ordering::Relaxed).into()
+    }
+
     /// Finds room for `n` granules (best fit) without taking it: the first granule and
-    /// the length of the free run it starts, so a caller can compare pages.
+    /// the length of the free run it starts, so a caller can compare pages. A request
+    /// longer than [`PageMap::room`] is refused at once.
     pub fn find(&self, n: usize) -> Option<(usize, usize)> {
-        if n == 0 || n > GRANULES {
+        if n == 0 || n > self.room() {
             return None;
         }
         let mut best: Option<(usize, usize)> = None;
+        let mut longest = 0;
         let mut g = 0;
         while g < GRANULES {
             if let Some((first, len, _)) = decode(self.entry(g)) {
@@ -245,13 +267,17 @@ impl PageMap {
                 g += 1;
             }
             let len = g - first;
+            longest = core::cmp::max(longest, len);
             if len >= n && best.is_none_or(|(_, l)| len < l) {
                 best = Some((first, len));
                 if len == n {
-                    break;
+                    // An exact fit ends the walk: the runs after it are not known.
+                    return best;
                 }
             }
         }
+        // The whole page was walked: `longest` is its longest free run (`<= GRANULES`).
+        self.room.store(longest as u16, Ordering::Relaxed);
         best
     }
 
@@ -294,6 +320,8 @@ impl PageMap {
                 for s in &self.slot[first + 1..first + n] {
                     s.store(FREE, Ordering::Release);
                 }
+                // The freed run may join others: the next search walks the page again.
+                self.room.store(GRANULES as u16, Ordering::Relaxed);
                 Ok(())
             }
             _ => Err(PlacementError::NotASlot),

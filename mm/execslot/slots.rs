@@ -200,7 +200,8 @@ pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<u
     }
 
     // Best fit over all pages that serve the type: the tightest free run wins, so the
-    // spare page (see free()) is taken only when no other page has room.
+    // spare page (see free()) is taken only when no other page has room. A page whose
+    // room is too short refuses at once, so full pages cost a load each.
     let mut best: Option<(usize, usize, usize)> = None;
     for p in state.table.pages().iter() {
         if !serves(p, ty) {

@@ -63,6 +63,36 @@ fn best_fit_prefers_the_tightest_hole() {
     assert_eq!(m.alloc(6, 0), Some(0));
 }
 
+/// A page that refused a request keeps the length of its longest free run as its room,
+/// so that it refuses longer requests without a walk; an exact fit, which ends the walk
+/// early, leaves the room alone; a free gives the whole page back as room.
+#[test]
+fn room_after_refusal_exact_fit_and_free() {
+    let m = PageMap::new();
+    assert_eq!(m.room(), GRANULES);
+    // Nineteen 13-granule trampolines leave a hole of 9 at the end.
+    let firsts: Vec<_> = (0..19).map(|_| m.alloc(13, 0).unwrap()).collect();
+    assert_eq!(firsts[18], 18 * 13);
+    // Each walk left the longest run before its mark: an upper bound.
+    assert_eq!(m.room(), 22);
+    assert_eq!(m.find(13), None);
+    assert_eq!(m.room(), 9);
+    assert_eq!(m.find(10), None);
+    // An exact fit: found, and the room stays an upper bound.
+    assert_eq!(m.find(9), Some((247, 9)));
+    assert_eq!(m.room(), 9);
+    assert_eq!(m.alloc(9, 0), Some(247));
+    assert_eq!(m.room(), 9, "a mark leaves the room");
+    assert_eq!(m.find(1), None);
+    assert_eq!(m.room(), 0);
+    m.free(firsts[5], 13).unwrap();
+    assert_eq!(m.room(), GRANULES);
+    assert_eq!(m.find(13), Some((firsts[5], 13)));
+    // A request no longer than the room may still walk, and find nothing.
+    assert_eq!(m.find(14), None);
+    assert_eq!(m.room(), 13);
+}
+
 #[test]
 fn lookup_edges() {
     let m = PageMap::new();
@@ -230,8 +260,10 @@ proptest! {
                         }
                         r.slots.push((f, n, tag));
                     } else {
-                        // Refused only when no free run is long enough.
+                        // Refused only when no free run is long enough, and the room
+                        // then refuses the same request without a walk.
                         prop_assert!(m.largest_free_run() < n);
+                        prop_assert!(m.room() < n);
                     }
                 }
                 Op::Free(i) => {
@@ -249,6 +281,8 @@ proptest! {
             prop_assert_eq!(m.used_granules(), r.used.iter().filter(|&&u| u).count());
             prop_assert_eq!(m.slots(), r.slots.len());
             prop_assert_eq!(m.is_empty(), r.slots.is_empty());
+            // The room never refuses a request that fits.
+            prop_assert!(m.room() >= m.largest_free_run());
             prop_assert_eq!(
                 m.largest_free_run(),
                 r.runs().iter().map(|&(_, l)| l).max().unwrap_or(0)
