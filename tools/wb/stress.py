@@ -125,6 +125,25 @@ def save_record(path, digest, boots):
         fh.write('\n')
 
 
+def check_seeds(recorded, seed, boots):
+    """Refuses seeds that recorded boots of the series already used: a boot that replays
+    a hostile sequence adds no new input to the record."""
+    used = sorted({b.seed for b in recorded} & set(range(seed, seed + boots)))
+    if used:
+        free = max(b.seed for b in recorded) + 1
+        raise WorkbenchError(f'stress --record: seed(s) {", ".join(map(str, used))} already '
+                             f'recorded for this series; start at --seed {free}')
+
+
+def add_to_record(json_path, text_path, digest, boot):
+    """Adds `boot` to the record of the series `digest` and rewrites its text."""
+    recorded = load_record(json_path, digest) + [boot]
+    save_record(json_path, digest, recorded)
+    with open(text_path, 'w') as fh:
+        fh.write(record_text(recorded, digest))
+    say(f'stress: {len(recorded)} boot(s) recorded in {text_path} and {json_path}')
+
+
 def worker_totals(boots):
     """{worker: (cycles, errors)} summed over the boots' figures."""
     tot = {w: [0, 0] for w in WORKERS}
@@ -181,9 +200,12 @@ def stress_command(P, opts):
         raise WorkbenchError('--record keeps the patched kernel\'s long run: not with --vanilla')
     kind = 'vanilla' if opts.vanilla else 'patched'
     digest = series_digest()
+    shares = boot_cycles(opts.cycles, opts.boots)
+    if opts.record:
+        check_seeds(load_record(RECORD_JSON, digest), opts.seed, len(shares))
     commit = run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture=True).stdout.strip()
     all_results, boots = [], []
-    for i, cycles in enumerate(boot_cycles(opts.cycles, opts.boots)):
+    for i, cycles in enumerate(shares):
         label = f'{kind}-stress' + (f'-{i + 1}' if opts.boots > 1 else '')
         seed = opts.seed + i
         say(f'stress boot {i + 1}/{opts.boots}: {cycles} cycles, seed {seed}')
@@ -198,15 +220,12 @@ def stress_command(P, opts):
                                   commit=commit, kernel=kernel, hostile=opts.hostile))
         print_results(results)
         all_results += results
+        if opts.record:
+            # After every boot: a run cut short keeps the boots it finished.
+            add_to_record(RECORD_JSON, RECORD, digest, boots[-1])
     dest = os.path.join(P.logs, 'stress.txt')
     with open(dest, 'w') as fh:
         fh.write(record_text(boots, digest))
     say(f'stress: wrote {dest}')
-    if opts.record:
-        recorded = load_record(RECORD_JSON, digest) + boots
-        save_record(RECORD_JSON, digest, recorded)
-        with open(RECORD, 'w') as fh:
-            fh.write(record_text(recorded, digest))
-        say(f'stress: {len(recorded)} boot(s) recorded in {RECORD} and {RECORD_JSON}')
     print(summary_line(all_results), flush=True)
     exit_if_failed(all_results)

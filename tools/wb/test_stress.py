@@ -93,6 +93,57 @@ class StressTest(unittest.TestCase):
             with contextlib.redirect_stderr(io.StringIO()):
                 self.assertEqual(stress.load_record(path, 'bb'), [])
 
+    def test_record_grows_boot_by_boot_and_refuses_used_seeds(self):
+        b1, b2 = self.boots()
+        with tempfile.TemporaryDirectory() as d:
+            js, txt = os.path.join(d, 'stress.json'), os.path.join(d, 'stress.txt')
+            with contextlib.redirect_stderr(io.StringIO()):
+                stress.add_to_record(js, txt, 'aa', b1)
+                self.assertEqual(stress.load_record(js, 'aa'), [b1])
+                with open(txt) as fh:
+                    self.assertIn('1 boot(s)', fh.read())
+                stress.add_to_record(js, txt, 'aa', b2)
+            self.assertEqual(stress.load_record(js, 'aa'), [b1, b2])
+            with open(txt) as fh:
+                self.assertIn('2 boot(s)', fh.read())
+        # b1 and b2 used seeds 3 and 4.
+        stress.check_seeds([b1, b2], 5, 3)
+        stress.check_seeds([b1, b2], 1, 2)
+        with self.assertRaisesRegex(WorkbenchError, r'seed\(s\) 4 already .* --seed 5'):
+            stress.check_seeds([b1, b2], 4, 2)
+        with self.assertRaisesRegex(WorkbenchError, r'seed\(s\) 3, 4 already'):
+            stress.check_seeds([b1, b2], 1, 10)
+
+    def test_a_cut_run_keeps_its_finished_boots(self):
+        """The second boot fails to boot: the first is in the record all the same."""
+        b1 = self.boots()[0]
+        with tempfile.TemporaryDirectory() as d:
+            js, txt = os.path.join(d, 'stress.json'), os.path.join(d, 'stress.txt')
+            calls = []
+
+            def fake_results(P, cycles, timeout, seed, hostile, vanilla, label):
+                calls.append(seed)
+                if len(calls) == 2:
+                    raise WorkbenchError('boot timed out')
+                return [Result('a', True)], 'log'
+
+            P = mock.Mock()
+            P.build_dir.return_value = d
+            os.makedirs(os.path.join(d, 'include', 'config'))
+            with open(os.path.join(d, 'include', 'config', 'kernel.release'), 'w') as fh:
+                fh.write('7.3.4+\n')
+            opts = stress.StressOptions(cycles=20, boots=2, seed=7, record=True)
+            with mock.patch.multiple(stress, RECORD_JSON=js, RECORD=txt,
+                                     series_digest=lambda: 'aa', require_source=mock.Mock(),
+                                     stress_results=fake_results,
+                                     _boot_record=lambda *a, **k: b1), \
+                    contextlib.redirect_stderr(io.StringIO()), \
+                    contextlib.redirect_stdout(io.StringIO()), \
+                    self.assertRaisesRegex(WorkbenchError, 'timed out'):
+                stress.stress_command(P, opts)
+            self.assertEqual(calls, [7, 8])
+            self.assertEqual(stress.load_record(js, 'aa'), [b1])
+
     def test_digest_follows_the_patches(self):
         with tempfile.TemporaryDirectory() as d:
             for name, text in (('series', '0001-a.patch\n'), ('0001-a.patch', 'one')):
