@@ -16,13 +16,14 @@
 //! least `n` granules, the lowest such run on a tie. A page therefore refuses a request
 //! only when it has no free run of `n` granules, whatever its total free space.
 //!
-//! A page also keeps its room: a bound on its longest free run that a search of the
-//! whole page lowers to that run and a free raises to the page. A request longer than the
-//! room is refused without a search, so that a caller who asks every page of many full
-//! ones pays a load for each, not a walk of its granules.
+//! A page also keeps an upper bound on its longest free run: a search that walks the
+//! whole page sets it to the longest run found, and a free resets it to the whole page. A
+//! request longer than the bound is refused without a search, so that a caller who asks
+//! every one of many pages that cannot hold it pays a load for each, not a walk.
 //!
-//! Concurrency: changes ([`PageMap::mark`], [`PageMap::alloc`], [`PageMap::free`]) must be
-//! serialised by the caller (the owning cache's mutex); lookups ([`PageMap::slot_at`],
+//! Concurrency: changes ([`PageMap::mark`], [`PageMap::alloc`], [`PageMap::free`]) and
+//! searches ([`PageMap::find`], which updates the bound) must be serialised by the caller
+//! (the allocator's mutex); lookups ([`PageMap::slot_at`],
 //! [`PageMap::slot_at_offset`], [`PageMap::is_used`], [`PageMap::each_slot`]) may run at
 //! the same time from any context, NMI included. A lookup is at most two atomic loads,
 //! without a loop or a retry; [`PageMap::each_slot`] makes at most [`GRANULES`] lookups.
@@ -63,9 +64,10 @@
 //! free's store into `first`, which is `Release` as well for uniformity.
 //! `tools/host/tests/loom.rs` model-checks 1 to 4 (with loom's atomics: `--cfg loom`).
 
-use core::sync::atomic::AtomicU16;
+// Not loom's: only the serialised writer uses it (see `PageMap::free_run_bound`).
 #[cfg(not(loom))]
 use core::sync::atomic::AtomicU32;
+use core::sync::atomic::AtomicUsize;
 #[cfg(not(loom))]
 use core::sync::atomic::Ordering;
 #[cfg(loom)]
@@ -108,10 +110,17 @@ pub fn granules_for(size: usize) -> Result<usize, PlacementError> {
 pub struct PageMap {
     /// For each granule, the slot that it belongs to (see [`encode`]), or [`FREE`].
     slot: [AtomicU32; GRANULES],
-    /// At least the length of the longest free run (see [`PageMap::room`]). Only the
-    /// writer, whose changes are serialised, reads or writes it: an atomic of `core` even
-    /// under loom, which need not model it.
-    room: AtomicU16,
+    /// An upper bound on the length of the longest free run; see
+    /// [`PageMap::free_run_bound`].
+    ///
+    /// Read and written only by [`PageMap::find`] and [`PageMap::free`], which the caller
+    /// serialises with the other changes: that lock orders the accesses, so `Relaxed` is
+    /// enough. An atomic only because the page is shared with the lock-free lookups (which
+    /// never read it) and must be `Sync`. A caller that broke the serialisation could
+    /// leave the bound too low, so that an allocation takes a new page while this one has
+    /// room; nothing worse. `core`'s atomic even under `--cfg loom` (loom's `Ordering` is
+    /// `core`'s): loom need not model what one thread at a time uses.
+    free_run_bound: AtomicUsize,
 }
 
 /// Entry of a free granule; [`decode`] finds no slot in it.
@@ -154,7 +163,7 @@ impl PageMap {
     pub const fn new() -> Self {
         Self {
             slot: [const { AtomicU32::new(FREE) }; GRANULES],
-            room: AtomicU16::new(GRANULES as u16),
+            free_run_bound: AtomicUsize::new(GRANULES),
         }
     }
 
@@ -163,7 +172,7 @@ impl PageMap {
     pub fn new() -> Self {
         Self {
             slot: core::array::from_fn(|_| AtomicU32::new(FREE)),
-            room: AtomicU16::new(GRANULES as u16),
+            free_run_bound: AtomicUsize::new(GRANULES),
         }
     }
 
@@ -242,15 +251,16 @@ impl PageMap {
     /// A search that walks the whole page ([`PageMap::find`] without an exact fit) sets it
     /// to that run, [`PageMap::mark`] leaves it (a mark only shortens runs), and
     /// [`PageMap::free`] sets it to [`GRANULES`]. For the writer, like the changes.
-    pub fn room(&self) -> usize {
-        self.room.load(Ordering::Relaxed).into()
+    pub fn free_run_bound(&self) -> usize {
+        self.free_run_bound.load(Ordering::Relaxed)
     }
 
-    /// Finds room for `n` granules (best fit) without taking it: the first granule and
-    /// the length of the free run it starts, so a caller can compare pages. A request
-    /// longer than [`PageMap::room`] is refused at once.
+    /// Finds a free run for `n` granules (best fit) without taking it: the first granule
+    /// and the length of the run, so a caller can compare pages. A request longer than
+    /// [`PageMap::free_run_bound`] is refused at once. Updates the bound when it walks the
+    /// whole page, so, like the changes, it must be serialised.
     pub fn find(&self, n: usize) -> Option<(usize, usize)> {
-        if n == 0 || n > self.room() {
+        if n == 0 || n > self.free_run_bound() {
             return None;
         }
         let mut best: Option<(usize, usize)> = None;
@@ -271,13 +281,15 @@ impl PageMap {
             if len >= n && best.is_none_or(|(_, l)| len < l) {
                 best = Some((first, len));
                 if len == n {
-                    // An exact fit ends the walk: the runs after it are not known.
+                    // An exact fit ends the walk. The runs after it are not known, so the
+                    // bound stays as it was: storing `longest` here could lower it below a
+                    // longer run further on, and refuse a request that fits.
                     return best;
                 }
             }
         }
-        // The whole page was walked: `longest` is its longest free run (`<= GRANULES`).
-        self.room.store(longest as u16, Ordering::Relaxed);
+        // The whole page was walked: `longest` is its longest free run.
+        self.free_run_bound.store(longest, Ordering::Relaxed);
         best
     }
 
@@ -321,7 +333,7 @@ impl PageMap {
                     s.store(FREE, Ordering::Release);
                 }
                 // The freed run may join others: the next search walks the page again.
-                self.room.store(GRANULES as u16, Ordering::Relaxed);
+                self.free_run_bound.store(GRANULES, Ordering::Relaxed);
                 Ok(())
             }
             _ => Err(PlacementError::NotASlot),

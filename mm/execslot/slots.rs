@@ -200,8 +200,9 @@ pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<u
     }
 
     // Best fit over all pages that serve the type: the tightest free run wins, so the
-    // spare page (see free()) is taken only when no other page has room. A page whose
-    // room is too short refuses at once, so full pages cost a load each.
+    // spare page (see free()) is taken only when no other page has room. find() refuses
+    // at once a request longer than a page's bound on its longest free run
+    // (PageMap::free_run_bound()), so such a page costs one load.
     let mut best: Option<(usize, usize, usize)> = None;
     for p in state.table.pages().iter() {
         if !serves(p, ty) {
@@ -210,6 +211,10 @@ pub fn alloc(held: &TextMutexHeld<'_>, cache: CacheRef, size: usize) -> Result<u
         if let Some((first, run)) = p.map.find(n) {
             if best.is_none_or(|(_, _, r)| run < r) {
                 best = Some((p.addr(), first, run));
+                if run == n {
+                    // Nothing fits tighter, and a tie keeps this page.
+                    break;
+                }
             }
         }
     }

@@ -46,6 +46,33 @@ mod placement {
         assert_eq!(m.slot_at_offset(off - 1), Some((0, size)));
     }
 
+    /// A page refuses at once a request longer than its bound on the longest free run;
+    /// only a walk of the whole page lowers the bound, and a free raises it again.
+    #[test]
+    fn free_run_bound_after_walks_marks_and_frees() {
+        let m = PageMap::new();
+        assert_eq!(m.free_run_bound(), GRANULES);
+        // Nineteen 13-granule slots (208-byte trampolines) leave 9 granules at the end.
+        for i in 0..19 {
+            assert_eq!(m.alloc(13, 0), Some(i * 13));
+        }
+        assert_eq!(m.find(13), None);
+        assert_eq!(m.free_run_bound(), 9);
+        // An exact fit ends the walk early and leaves the bound; so does a direct mark.
+        assert_eq!(m.find(9), Some((247, 9)));
+        assert_eq!(m.mark(247, 9, 0), Ok(()));
+        assert_eq!(m.free_run_bound(), 9);
+        assert_eq!(m.find(1), None);
+        assert_eq!(m.free_run_bound(), 0);
+        // A refused free or mark changes nothing; a free makes the page searched again.
+        assert_eq!(m.free(66, 12), Err(PlacementError::NotASlot));
+        assert_eq!(m.mark(247, 10, 0), Err(PlacementError::BadSize));
+        assert_eq!(m.free_run_bound(), 0);
+        assert_eq!(m.free(65, 13), Ok(()));
+        assert_eq!(m.free_run_bound(), GRANULES);
+        assert_eq!(m.find(13), Some((65, 13)));
+    }
+
     /// One CPU looks up every granule near the slots that another CPU allocates and
     /// frees, with random sizes and tags, in the same page: every answer is `None` or a
     /// slot exactly as it was marked, with its tag, never two neighbours merged or a part

@@ -16,8 +16,8 @@ from .benchreport import (boot_report, call_report, cost_report, cycles_report,
 from .boot import ICOUNT_APPEND, qemu_boot
 from .kbuild import build, guest_modules
 from .kconfig import kernel_path, parse_config
-from .results import (boot_times, guest_kernel_release, parse_call_lines, parse_cost_lines,
-                      parse_cycles_lines, guest_failures, parse_kp_lines,
+from .results import (boot_times, guest_kernel_release, kernel_compiler, parse_call_lines,
+                      parse_cost_lines, parse_cycles_lines, guest_failures, parse_kp_lines,
                       parse_mem_lines, parse_ptdump_lines, parse_text_lines)
 from .settings import RESULTS
 from .util import WorkbenchError, in_threads, run, say
@@ -206,7 +206,8 @@ def bench_kernel(P, opts, label, vanilla, out, gcmd):
     _check_bench_boot(label, res)
     # Paths in the cache, as $KWB_CACHE/...: the report goes to the repository, which
     # names no file outside itself but the workbench's cache.
-    r = {'kernel': (f'{guest_kernel_release(res.text)} ({label}, config {opts.config}, '
+    r = {'kernel': (f'{guest_kernel_release(res.text)} by {kernel_compiler(res.text)} '
+                    f'({label}, config {opts.config}, '
                     f'$KWB_CACHE/{os.path.relpath(out, P.cache)}/arch/x86/boot/bzImage, '
                     f'console log $KWB_CACHE/{os.path.relpath(res.log_path, P.cache)})')}
     r.update(_memory_figures(label, opts, res, out))

@@ -221,6 +221,13 @@ def guest_kernel_release(log_text):
     return info[0].get('kernel', '?') if info else '?'
 
 
+def kernel_compiler(log_text):
+    """The compiler of the booted kernel, from its "Linux version" banner, or '?': two
+    builds of one tree by different compilers count different instructions."""
+    m = re.search(r'Linux version \S+ \(\S+\) \((.*)\) #\d', log_text)
+    return m.group(1).rsplit(', ', 1)[0] if m and ', ' in m.group(1) else '?'
+
+
 def parse_mem_lines(log_text):
     """{n: {'held': {...}, 'back': {...}, 'abs': {...}}} from tramp-mem.sh's figures."""
     out = {}

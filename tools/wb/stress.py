@@ -6,8 +6,8 @@ the cycles and a seed of its own (SEED + boot - 1), so that each boot's hostile 
 differs and any one of them can be replayed with `--seed`. The record of a run (the
 boots' figures and results, made from the console logs, never typed in) goes to
 $KWB_CACHE/logs/stress.txt. With `--record`, the boots are added to results/stress.json,
-which keeps the boots of one series (a digest of its patches: a changed series starts a
-new record), so that a long run can be made of boots on several days; results/stress.txt
+which keeps the boots of one series (a digest of what its patches change: changed code
+starts a new record, a reworded changelog does not), so that a long run can be made of boots on several days; results/stress.txt
 is written from all of them."""
 
 import dataclasses
@@ -96,12 +96,20 @@ def _boot_record(label, cycles, seed, seconds, results, log_path, **meta):
                 [r.line() for r in results if r.ok is False], **meta)
 
 
+def patch_code(text):
+    """What a patch changes in the tree: its diff, without the changelog and the
+    headers, so that a reworded changelog keeps the record of the code it describes."""
+    at = text.find('\ndiff --git ')
+    return text[at + 1:] if at >= 0 else ''
+
+
 def series_digest():
-    """A digest of the series' patch files (not the cover letter), in order."""
+    """A digest of what the series' patches change (not the cover letter, not the
+    changelogs), in order."""
     h = hashlib.sha256()
     for name in read_series().patches:
-        with open(os.path.join(PATCHES, name), 'rb') as fh:
-            h.update(name.encode() + b'\0' + fh.read())
+        with open(os.path.join(PATCHES, name), errors='replace') as fh:
+            h.update(patch_code(fh.read()).encode() + b'\0')
     return h.hexdigest()[:16]
 
 

@@ -46,6 +46,14 @@ class MemTest(unittest.TestCase):
             'WB-GUEST-START\n# tramp-mem: n=10: only 3 functions to trace\n'
             'not ok 1 tramp-mem: n=10\n'), ['tramp-mem: n=10: only 3 functions to trace'])
         self.assertEqual(results.guest_kernel_release(self.LOG), '7.3.4')
+        self.assertEqual(results.kernel_compiler(
+            '[    0.000000] Linux version 7.3.4+ (root@vm) (gcc (Debian 12.2.0-14+deb12u1) '
+            '12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT Wed Dec  2\n'),
+            'gcc (Debian 12.2.0-14+deb12u1) 12.2.0')
+        self.assertEqual(results.kernel_compiler(
+            'Linux version 7.3.4+ (u@h) (Debian clang version 19.1.7 (3+b1), Debian LLD '
+            '19.1.7) #2 SMP\n'), 'Debian clang version 19.1.7 (3+b1)')
+        self.assertEqual(results.kernel_compiler(self.LOG), '?')
         with self.assertRaisesRegex(WorkbenchError, 'lacks'):
             results.parse_mem_lines(G + '# wb-figure mem state=held n=1 tramps=1 pages=1\n')
         mem = results.parse_mem_lines(self.LOG.split('# wb-figure mem state=back n=10')[0])

@@ -144,18 +144,23 @@ class StressTest(unittest.TestCase):
             self.assertEqual(calls, [7, 8])
             self.assertEqual(stress.load_record(js, 'aa'), [b1])
 
-    def test_digest_follows_the_patches(self):
+    def test_digest_follows_the_code_not_the_changelog(self):
+        patch = ('From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH 1/1] a: Do {}\n\nWhy.\n---\n'
+                 ' f | 1 +\n\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+{}\n')
         with tempfile.TemporaryDirectory() as d:
-            for name, text in (('series', '0001-a.patch\n'), ('0001-a.patch', 'one')):
-                with open(os.path.join(d, name), 'w') as fh:
-                    fh.write(text)
-            with mock.patch.object(stress, 'PATCHES', d), \
-                    mock.patch.object(stress, 'read_series',
-                                      lambda: mock.Mock(patches=['0001-a.patch'])):
-                one = stress.series_digest()
-                with open(os.path.join(d, '0001-a.patch'), 'w') as fh:
-                    fh.write('two')
-                self.assertNotEqual(stress.series_digest(), one)
+            path = os.path.join(d, '0001-a.patch')
+
+            def digest(subject, line):
+                with open(path, 'w') as fh:
+                    fh.write(patch.format(subject, line))
+                with mock.patch.object(stress, 'PATCHES', d), \
+                        mock.patch.object(stress, 'read_series',
+                                          lambda: mock.Mock(patches=['0001-a.patch'])):
+                    return stress.series_digest()
+            one = digest('this', 'code')
+            self.assertEqual(digest('that, reworded', 'code'), one)
+            self.assertNotEqual(digest('this', 'other code'), one)
+        self.assertEqual(stress.patch_code('no diff at all'), '')
 
     def test_options_match_the_command_line(self):
         from wb import cli

@@ -63,34 +63,34 @@ fn best_fit_prefers_the_tightest_hole() {
     assert_eq!(m.alloc(6, 0), Some(0));
 }
 
-/// A page that refused a request keeps the length of its longest free run as its room,
+/// A page that refused a request keeps the length of its longest free run as its bound,
 /// so that it refuses longer requests without a walk; an exact fit, which ends the walk
-/// early, leaves the room alone; a free gives the whole page back as room.
+/// early, leaves the bound alone; a free resets the bound to the whole page.
 #[test]
-fn room_after_refusal_exact_fit_and_free() {
+fn free_run_bound_after_refusal_exact_fit_and_free() {
     let m = PageMap::new();
-    assert_eq!(m.room(), GRANULES);
+    assert_eq!(m.free_run_bound(), GRANULES);
     // Nineteen 13-granule trampolines leave a hole of 9 at the end.
     let firsts: Vec<_> = (0..19).map(|_| m.alloc(13, 0).unwrap()).collect();
     assert_eq!(firsts[18], 18 * 13);
     // Each walk left the longest run before its mark: an upper bound.
-    assert_eq!(m.room(), 22);
+    assert_eq!(m.free_run_bound(), 22);
     assert_eq!(m.find(13), None);
-    assert_eq!(m.room(), 9);
+    assert_eq!(m.free_run_bound(), 9);
     assert_eq!(m.find(10), None);
-    // An exact fit: found, and the room stays an upper bound.
+    // An exact fit: found, and the bound stays an upper bound.
     assert_eq!(m.find(9), Some((247, 9)));
-    assert_eq!(m.room(), 9);
+    assert_eq!(m.free_run_bound(), 9);
     assert_eq!(m.alloc(9, 0), Some(247));
-    assert_eq!(m.room(), 9, "a mark leaves the room");
+    assert_eq!(m.free_run_bound(), 9, "a mark leaves the bound");
     assert_eq!(m.find(1), None);
-    assert_eq!(m.room(), 0);
+    assert_eq!(m.free_run_bound(), 0);
     m.free(firsts[5], 13).unwrap();
-    assert_eq!(m.room(), GRANULES);
+    assert_eq!(m.free_run_bound(), GRANULES);
     assert_eq!(m.find(13), Some((firsts[5], 13)));
-    // A request no longer than the room may still walk, and find nothing.
+    // A request no longer than the bound may still walk, and find nothing.
     assert_eq!(m.find(14), None);
-    assert_eq!(m.room(), 13);
+    assert_eq!(m.free_run_bound(), 13);
 }
 
 #[test]
@@ -205,11 +205,13 @@ impl Model {
         out
     }
     fn best_fit(&self, n: usize) -> Option<usize> {
+        self.best_run(n).map(|(f, _)| f)
+    }
+    fn best_run(&self, n: usize) -> Option<(usize, usize)> {
         self.runs()
             .into_iter()
             .filter(|&(_, l)| l >= n)
             .min_by_key(|&(f, l)| (l, f))
-            .map(|(f, _)| f)
     }
 }
 
@@ -217,6 +219,11 @@ impl Model {
 enum Op {
     Alloc(usize),
     Free(usize),
+    /// A search that no mark follows (the allocator asks pages it does not pick).
+    Find(usize),
+    /// A mark of n granules at the end of the i-th free run that holds them, not where
+    /// best fit would put them.
+    MarkAt(usize, usize),
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -227,7 +234,12 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         1 => 1usize..=GRANULES,   // anything
     ];
     prop::collection::vec(
-        prop_oneof![2 => size.prop_map(Op::Alloc), 1 => any::<usize>().prop_map(Op::Free)],
+        prop_oneof![
+            4 => size.clone().prop_map(Op::Alloc),
+            2 => any::<usize>().prop_map(Op::Free),
+            1 => size.clone().prop_map(Op::Find),
+            1 => (any::<usize>(), size).prop_map(|(i, n)| Op::MarkAt(i, n)),
+        ],
         1..400,
     )
 }
@@ -260,11 +272,29 @@ proptest! {
                         }
                         r.slots.push((f, n, tag));
                     } else {
-                        // Refused only when no free run is long enough, and the room
+                        // Refused only when no free run is long enough, and the bound
                         // then refuses the same request without a walk.
                         prop_assert!(m.largest_free_run() < n);
-                        prop_assert!(m.room() < n);
+                        prop_assert!(m.free_run_bound() < n);
                     }
+                }
+                Op::Find(n) => {
+                    prop_assert_eq!(m.find(n), r.best_run(n), "find({})", n);
+                }
+                Op::MarkAt(i, n) => {
+                    let runs: Vec<_> = r.runs().into_iter().filter(|&(_, l)| l >= n).collect();
+                    if runs.is_empty() {
+                        continue;
+                    }
+                    let (f, l) = runs[i % runs.len()];
+                    let first = f + l - n;
+                    let tag = tags;
+                    tags = tags.wrapping_add(1);
+                    prop_assert_eq!(m.mark(first, n, tag), Ok(()), "mark({}, {})", first, n);
+                    for g in first..first + n {
+                        r.used[g] = true;
+                    }
+                    r.slots.push((first, n, tag));
                 }
                 Op::Free(i) => {
                     if r.slots.is_empty() {
@@ -281,8 +311,8 @@ proptest! {
             prop_assert_eq!(m.used_granules(), r.used.iter().filter(|&&u| u).count());
             prop_assert_eq!(m.slots(), r.slots.len());
             prop_assert_eq!(m.is_empty(), r.slots.is_empty());
-            // The room never refuses a request that fits.
-            prop_assert!(m.room() >= m.largest_free_run());
+            // The bound never refuses a request that fits.
+            prop_assert!(m.free_run_bound() >= m.largest_free_run());
             prop_assert_eq!(
                 m.largest_free_run(),
                 r.runs().iter().map(|&(_, l)| l).max().unwrap_or(0)
