@@ -21,7 +21,7 @@ from .results import (boot_times, guest_kernel_release, kernel_compiler, parse_c
                       parse_mem_lines, parse_ptdump_lines, parse_text_lines)
 from .settings import RESULTS
 from .util import WorkbenchError, in_threads, run, say
-from .vmlinux import parse_nm, split_probe_offset
+from .vmlinux import parse_nm, split_probe_offset, text_digest
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,10 @@ def bench_kernel(P, opts, label, vanilla, out, gcmd):
     _check_bench_boot(label, res)
     # Paths in the cache, as $KWB_CACHE/...: the report goes to the repository, which
     # names no file outside itself but the workbench's cache.
-    r = {'kernel': (f'{guest_kernel_release(res.text)} by {kernel_compiler(res.text)} '
-                    f'({label}, config {opts.config}, '
+    with open(os.path.join(out, 'vmlinux'), 'rb') as fh:
+        text = text_digest(fh.read())
+    r = {'kernel': (f'{guest_kernel_release(res.text)} by {kernel_compiler(res.text)}, '
+                    f'.text {text} ({label}, config {opts.config}, '
                     f'$KWB_CACHE/{os.path.relpath(out, P.cache)}/arch/x86/boot/bzImage, '
                     f'console log $KWB_CACHE/{os.path.relpath(res.log_path, P.cache)})')}
     r.update(_memory_figures(label, opts, res, out))

@@ -1,6 +1,11 @@
 """Unit tests of vmlinux.py: call graphs from objdump, panic paths, leaf functions,
 the split probe's offset."""
 
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
 import unittest
 
 from wb import vmlinux
@@ -78,6 +83,28 @@ ffffffff81053fb7:\tjmp    ffffffff81053a00 <__change_page_attr_set_clr+0x50>
             vmlinux.split_probe_offset(dis + dis.splitlines()[5] + '\n', f)
         with self.assertRaisesRegex(ValueError, '0 times'):
             vmlinux.split_probe_offset(dis, 'other')
+
+
+class TestSections(unittest.TestCase):
+    def test_text_section_as_objcopy_reads_it(self):
+        """The section's bytes are those objcopy gives, on a real ELF (objcopy itself)."""
+        exe = os.path.realpath(shutil.which('objcopy'))
+        with open(exe, 'rb') as fh:
+            data = fh.read()
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, 'text.bin')
+            subprocess.run(['objcopy', '-O', 'binary', '--only-section=.text',
+                            exe, out], check=True)
+            with open(out, 'rb') as fh:
+                want = fh.read()
+        self.assertGreater(len(want), 0)
+        self.assertEqual(vmlinux.elf_section(data, '.text'), want)
+        self.assertEqual(vmlinux.text_digest(data),
+                         hashlib.sha256(want).hexdigest()[:12])
+        with self.assertRaisesRegex(WorkbenchError, 'no section .nosuch'):
+            vmlinux.elf_section(data, '.nosuch')
+        with self.assertRaisesRegex(WorkbenchError, 'not a 64-bit'):
+            vmlinux.elf_section(b'#!/bin/sh\n', '.text')
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ out of leaf functions, where a kprobe can count large-page splits).
 Pure functions on the tools' output; the callers run nm and objdump.
 """
 
+import hashlib
 import re
 import struct
 
@@ -34,6 +35,32 @@ def elf_read(data, addr, size):
             off = sh_offset + addr - sh_addr
             return data[off:off + size]
     raise WorkbenchError(f'no section holds {size} bytes at {addr:#x}')
+
+
+def elf_section(data, name):
+    """The bytes of the section `name` of an ELF64 little-endian file."""
+    if data[:4] != b'\x7fELF' or data[4] != 2 or data[5] != 1:
+        raise WorkbenchError('not a 64-bit little-endian ELF file')
+    shoff, = struct.unpack_from('<Q', data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
+
+    def header(i):
+        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
+        return struct.unpack_from('<IIQQQQ', data, shoff + i * shentsize)
+    strtab = header(shstrndx)
+    for i in range(shnum):
+        sh_name, sh_type, _, _, sh_offset, sh_size = header(i)
+        at = strtab[4] + sh_name
+        if data[at:data.index(b'\0', at)].decode(errors='replace') == name:
+            # SHT_NOBITS holds no bytes in the file.
+            return b'' if sh_type == 8 else data[sh_offset:sh_offset + sh_size]
+    raise WorkbenchError(f'no section {name}')
+
+
+def text_digest(data):
+    """A short digest of the `.text` section: two builds with the same digest run the same
+    code (the banner, with its build time, lies in .rodata)."""
+    return hashlib.sha256(elf_section(data, '.text')).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------
