@@ -56,6 +56,8 @@ check "CPU 1 can go offline" test -w $CPU1
 # Scan once and forget what kmemleak found so far (boot), so that only new leaks count
 # ("clear" only greys objects already reported).
 echo scan > $K && echo clear > $K || not_ok "kmemleak: initial scan" "echo scan failed"
+# A leak that the hostile filters found: an instance's cached ":mod:" filters.
+ktap_sub modcache sh /wb/modcache.sh
 
 # Functions to trace and to probe: quiet ones (not called by the workers themselves).
 quiet_functions > /tmp/stress_funcs

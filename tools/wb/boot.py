@@ -173,8 +173,12 @@ class BootResult:
 # Deterministic guests: one TCG thread runs both vCPUs and the guest clock advances one
 # nanosecond per instruction executed (shift=0); sleep=off lets an idle guest jump to its
 # next timer at once. tsc=reliable: with two sockets the kernel would otherwise distrust
-# the TSC and keep time in jiffies (4 ms steps).
-ICOUNT_ARGS = ['-icount', 'shift=0,sleep=off']
+# the TSC and keep time in jiffies (4 ms steps). The RTC starts at a fixed date and runs
+# on the guest clock: the boot-time wall clock seeds the kernel's random numbers (module
+# load offset, hash seeds, freelist order), and from the host's date each boot drew
+# others, so some counts (hash chains, where modules and trampolines land, the phase of
+# grace-period waits) moved from run to run of one kernel.
+ICOUNT_ARGS = ['-icount', 'shift=0,sleep=off', '-rtc', 'base=2026-01-01T00:00:00,clock=vm']
 ICOUNT_APPEND = ' tsc=reliable'
 
 

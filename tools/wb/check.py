@@ -30,9 +30,17 @@ CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID', 'FILE_PATH_CHANGES
 # DYNAMIC_FTRACE_WITH_JMP" (20251118123639.688444-3-dongml2@chinatelecom.cn), which
 # made ftrace_call_replace() read bit 0 of its target; 25e4e3565d45 before it only
 # added the generic FTRACE_OPS_FL_JMP flag.
+# 673feb9d76ab: v4.13, Steven Rostedt, "ftrace: Add :mod: caching infrastructure to
+# trace_array", which added ftrace_add_mod() and the instance's mod_trace/mod_notrace
+# lists; named with this subject by the later fixes of that code: 9ef16693aff8 (the
+# reference on the trace_array in ftrace_regex_open()) and Xiu Jianfeng's INIT_LIST_HEAD()
+# in ftrace_add_mod() (20221116015207.30858-1-xiujianfeng@huawei.com).
 FIXES_RECORD = {
     '0c3772a8db1f': ('x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP',
                      'arch/x86/kernel/ftrace.c', 'if (ftrace_is_jmp(addr)) {'),
+    '673feb9d76ab': ('ftrace: Add :mod: caching infrastructure to trace_array',
+                     'kernel/trace/ftrace.c',
+                     'static int ftrace_add_mod(struct trace_array *tr,'),
 }
 
 _FIXES_RE = re.compile(r'^Fixes: ([0-9a-f]{12,40}) \("(.*)"\)$', re.M)

@@ -6,6 +6,13 @@ from wb import boot
 
 
 class TestConsoleLog(unittest.TestCase):
+    def test_icount_guests_start_from_a_fixed_clock(self):
+        argv = boot.qemu_argv('qemu', 'bz', 'initrd', 'execslot', icount=True)
+        self.assertIn('shift=0,sleep=off', argv)
+        self.assertEqual(argv[argv.index('-rtc') + 1], 'base=2026-01-01T00:00:00,clock=vm')
+        self.assertTrue(argv[-1].endswith('tsc=reliable'))
+        self.assertNotIn('-rtc', boot.qemu_argv('qemu', 'bz', 'initrd', 'execslot'))
+
     def test_splats(self):
         log = ('[    1.0] ok line\n'
                '[    2.5] ------------[ cut here ]------------\n'

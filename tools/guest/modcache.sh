@@ -1,0 +1,36 @@
+#!/bin/sh
+# tools/guest/modcache.sh: a ":mod:" filter or notrace entry for a module that is not
+# loaded is cached in its tracing instance until the module loads; removing the
+# instance must free the cache. Needs kmemleak (the stress config). KTAP.
+. "${0%/*}/lib.sh"
+K=/sys/kernel/debug/kmemleak
+D=$T/instances/wb_modcache
+MODNAME=wb_absent_mod
+
+ktap_header
+if [ ! -w $K ]; then
+	not_ok "modcache: kmemleak present" "no $K"
+	ktap_exit
+fi
+# Forget what kmemleak found so far: only what this script leaves counts.
+echo scan > $K && echo clear > $K
+mkdir $D || { not_ok "modcache: instance made" "mkdir $D failed"; ktap_exit; }
+check "modcache: filter cached for an absent module" \
+	sh -c "echo 'schedule:mod:$MODNAME' > $D/set_ftrace_filter &&
+		echo 'vfs_read:mod:$MODNAME' >> $D/set_ftrace_filter &&
+		echo 'schedule:mod:$MODNAME' > $D/set_ftrace_notrace &&
+		grep -q ':mod:$MODNAME' $D/set_ftrace_filter &&
+		grep -q ':mod:$MODNAME' $D/set_ftrace_notrace"
+check "modcache: instance removed" rmdir $D
+# kmemleak reports objects at least 5 s old; scan twice.
+sleep 6
+echo scan > $K && echo scan > $K
+if grep -q 'cache_mod\|ftrace_add_mod' $K; then
+	not_ok "modcache: cache freed with the instance" \
+		"$(grep -c unreferenced $K) objects; $(grep -m1 -A14 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
+	# Reported here: the end of the stress run looks for new leaks only.
+	echo clear > $K
+else
+	ok "modcache: cache freed with the instance"
+fi
+ktap_exit
