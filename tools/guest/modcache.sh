@@ -1,7 +1,7 @@
 #!/bin/sh
-# tools/guest/modcache.sh: a ":mod:" filter or notrace entry for a module that is not
-# loaded is cached in its tracing instance until the module loads; removing the
-# instance must free the cache. Needs kmemleak (the stress config). KTAP.
+# tools/guest/modcache.sh: ":mod:" filter, notrace and event entries for a module that
+# is not loaded are cached in their tracing instance until the module loads; removing
+# the instance must free them. Needs kmemleak (the stress config). KTAP.
 . "${0%/*}/lib.sh"
 K=/sys/kernel/debug/kmemleak
 D=$T/instances/wb_modcache
@@ -21,11 +21,16 @@ check "modcache: filter cached for an absent module" \
 		echo 'schedule:mod:$MODNAME' > $D/set_ftrace_notrace &&
 		grep -q ':mod:$MODNAME' $D/set_ftrace_filter &&
 		grep -q ':mod:$MODNAME' $D/set_ftrace_notrace"
+check "modcache: events cached for an absent module" \
+	sh -c "echo ':mod:$MODNAME' > $D/set_event &&
+		echo 'sched:sched_switch:mod:$MODNAME' >> $D/set_event &&
+		grep -q ':mod:$MODNAME' $D/set_event"
 check "modcache: instance removed" rmdir $D
 # kmemleak reports objects at least 5 s old; scan twice.
 sleep 6
 echo scan > $K && echo scan > $K
-if grep -q 'cache_mod\|ftrace_add_mod' $K; then
+# cache_mod() (function filters or events) or its callers, whatever the inlining.
+if grep -q 'cache_mod\|ftrace_add_mod\|ftrace_mod_callback\|ftrace_set_clr_event' $K; then
 	not_ok "modcache: cache freed with the instance" \
 		"$(grep -c unreferenced $K) objects; $(grep -m1 -A14 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
 	# Reported here: the end of the stress run looks for new leaks only.

@@ -247,12 +247,13 @@ def qemu_boot(P, out, tree, cmd, name, timeout, path, echo=False, append='', cpu
     return BootResult(log_path, text, timed_out, guest_exit_status(text), time.time() - t0)
 
 
-def boot_command(P, vanilla, config, cmd, timeout, quiet=False, append=''):
+def boot_command(P, vanilla, config, cmd, timeout, quiet=False, append='', icount=False):
     """`boot`: the built kernel of `config` booted with `cmd`; fails on any problem."""
     cmd = cmd or 'uname -a; cat /proc/cmdline'
     name = f'{"vanilla" if vanilla else "patched"}-{config}'
     res = qemu_boot(P, P.build_dir(vanilla, config), P.tree(vanilla), cmd, name, timeout,
-                    kernel_path(vanilla, config), echo=not quiet, append=append)
+                    kernel_path(vanilla, config), echo=not quiet, append=append,
+                    icount=icount)
     problems = res.problems()
     if problems:
         raise WorkbenchError(f'boot {name} failed ({res.log_path}):\n  ' + '\n  '.join(problems))

@@ -35,9 +35,15 @@ CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID', 'FILE_PATH_CHANGES
 # lists; named with this subject by the later fixes of that code: 9ef16693aff8 (the
 # reference on the trace_array in ftrace_regex_open()) and Xiu Jianfeng's INIT_LIST_HEAD()
 # in ftrace_add_mod() (20221116015207.30858-1-xiujianfeng@huawei.com).
+# b355247df104: v6.14, in the trace/for-next push log with that subject; added
+# trace_events.c's cache_mod() and tr->mod_events, as later fixes of s_start()/s_next()
+# that cite it show (Adrian Huang's, Sasha Levin's).
 FIXES_RECORD = {
     '0c3772a8db1f': ('x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP',
                      'arch/x86/kernel/ftrace.c', 'if (ftrace_is_jmp(addr)) {'),
+    'b355247df104': ('tracing: Cache ":mod:" events for modules not loaded yet',
+                     'kernel/trace/trace_events.c',
+                     'static int cache_mod(struct trace_array *tr, const char *mod, int set,'),
     '673feb9d76ab': ('ftrace: Add :mod: caching infrastructure to trace_array',
                      'kernel/trace/ftrace.c',
                      'static int ftrace_add_mod(struct trace_array *tr,'),

@@ -35,6 +35,8 @@ def _add_build_boot(sub):
     p.add_argument('--vng', action='store_true', help='boot through virtme-ng (config vng)')
     p.add_argument('--timeout', type=int, default=600)
     p.add_argument('-q', '--quiet', action='store_true', help='do not echo the console')
+    p.add_argument('--icount', action='store_true',
+                   help='count instructions as the bench does (-icount, fixed RTC)')
 
 
 def _add_test(sub):
@@ -149,7 +151,7 @@ def _boot(P, a):
         boot.vng_boot(source.require_source(P), a.vanilla, a.exec, a.timeout, a.quiet, a.append)
     else:
         boot.boot_command(source.require_source(P), a.vanilla, a.config, a.exec, a.timeout,
-                          a.quiet, a.append)
+                          a.quiet, a.append, a.icount)
 
 
 def _bench(P, a):
