@@ -5,10 +5,12 @@ A long run is split over boots (`--boots`): each boot runs stress.sh with a shar
 the cycles and a seed of its own (SEED + boot - 1), so that each boot's hostile input
 differs and any one of them can be replayed with `--seed`. The record of a run (the
 boots' figures and results, made from the console logs, never typed in) goes to
-$KWB_CACHE/logs/stress.txt. With `--record`, the boots are added to results/stress.json,
-which keeps the boots of one series (a digest of what its patches change: changed code
-starts a new record, a reworded changelog does not), so that a long run can be made of boots on several days; results/stress.txt
-is written from all of them."""
+$KWB_CACHE/logs/stress-patched.txt (or -vanilla). With `--record`, the boots are added
+to results/stress.json, which keeps the boots of one series (a digest of what its
+patches change: changed code starts a new record, a reworded changelog does not), so
+that a long run can be made of boots on several days; results/stress.txt is written
+from all of them. `--vanilla --record` writes that run's record to
+results/stress-vanilla.txt, for comparison."""
 
 import dataclasses
 import datetime
@@ -29,6 +31,7 @@ from .util import WorkbenchError, run, say
 
 RECORD = os.path.join(REPO, 'results', 'stress.txt')
 RECORD_JSON = os.path.join(REPO, 'results', 'stress.json')
+RECORD_VANILLA = os.path.join(REPO, 'results', 'stress-vanilla.txt')
 WORKERS = ('inst1', 'inst2', 'kp1', 'kp2', 'ops', 'hotplug', 'lp')
 WORKER_TEXT = {
     'inst1': 'tracing instance made, traced, removed',
@@ -170,7 +173,8 @@ def record_text(boots, digest):
     kernels = sorted({b.kernel for b in boots})
     lines = [
         f'# Written by tools/workbench stress from the console logs of {len(boots)} boot(s);',
-        f'# series digest {digest} (patches/, without the cover letter).',
+        f'# series digest {digest} (what patches/ changes).' if digest else
+        '# the base tree, without the series.',
         f'kernel: {", ".join(kernels)}, the stress config (lockdep, kmemleak, DEBUG_VM, '
         'DEBUG_WX,',
         '  fault injection, livepatch), QEMU/TCG, 2 vCPUs',
@@ -204,12 +208,10 @@ def record_text(boots, digest):
 def stress_command(P, opts):
     """`stress`: every boot's results, the record, and the summary line."""
     require_source(P)
-    if opts.record and opts.vanilla:
-        raise WorkbenchError('--record keeps the patched kernel\'s long run: not with --vanilla')
     kind = 'vanilla' if opts.vanilla else 'patched'
     digest = series_digest()
     shares = boot_cycles(opts.cycles, opts.boots)
-    if opts.record:
+    if opts.record and not opts.vanilla:
         check_seeds(load_record(RECORD_JSON, digest), opts.seed, len(shares))
     commit = run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture=True).stdout.strip()
     all_results, boots = [], []
@@ -228,12 +230,18 @@ def stress_command(P, opts):
                                   commit=commit, kernel=kernel, hostile=opts.hostile))
         print_results(results)
         all_results += results
-        if opts.record:
+        if opts.record and not opts.vanilla:
             # After every boot: a run cut short keeps the boots it finished.
             add_to_record(RECORD_JSON, RECORD, digest, boots[-1])
-    dest = os.path.join(P.logs, 'stress.txt')
+    dest = os.path.join(P.logs, f'stress-{kind}.txt')
+    text = record_text(boots, None if opts.vanilla else digest)
     with open(dest, 'w') as fh:
-        fh.write(record_text(boots, digest))
+        fh.write(text)
     say(f'stress: wrote {dest}')
+    if opts.record and opts.vanilla:
+        # The comparison run: the base under the same workers, one record at a time.
+        with open(RECORD_VANILLA, 'w') as fh:
+            fh.write(text)
+        say(f'stress: wrote {RECORD_VANILLA}')
     print(summary_line(all_results), flush=True)
     exit_if_failed(all_results)

@@ -144,6 +144,34 @@ class StressTest(unittest.TestCase):
             self.assertEqual(calls, [7, 8])
             self.assertEqual(stress.load_record(js, 'aa'), [b1])
 
+    def test_vanilla_record_is_apart(self):
+        """--vanilla --record writes results/stress-vanilla.txt, not the series' record."""
+        b1 = self.boots()[0]
+        with tempfile.TemporaryDirectory() as d:
+            js, txt = os.path.join(d, 'stress.json'), os.path.join(d, 'stress.txt')
+            van = os.path.join(d, 'stress-vanilla.txt')
+            logs = os.path.join(d, 'logs')
+            os.makedirs(logs)
+            P = mock.Mock(logs=logs)
+            P.build_dir.return_value = d
+            os.makedirs(os.path.join(d, 'include', 'config'))
+            with open(os.path.join(d, 'include', 'config', 'kernel.release'), 'w') as fh:
+                fh.write('7.3.4+\n')
+            opts = stress.StressOptions(cycles=10, vanilla=True, record=True)
+            with mock.patch.multiple(stress, RECORD_JSON=js, RECORD=txt, RECORD_VANILLA=van,
+                                     series_digest=lambda: 'aa', require_source=mock.Mock(),
+                                     stress_results=lambda *a: ([Result('a', True)], 'log'),
+                                     _boot_record=lambda *a, **k: b1), \
+                    contextlib.redirect_stderr(io.StringIO()), \
+                    contextlib.redirect_stdout(io.StringIO()):
+                stress.stress_command(P, opts)
+            self.assertFalse(os.path.exists(js) or os.path.exists(txt))
+            with open(van) as fh:
+                text = fh.read()
+            self.assertIn('# the base tree, without the series.', text)
+            with open(os.path.join(logs, 'stress-vanilla.txt')) as fh:
+                self.assertEqual(fh.read(), text)
+
     def test_digest_follows_the_code_not_the_changelog(self):
         patch = ('From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH 1/1] a: Do {}\n\nWhy.\n---\n'
                  ' f | 1 +\n\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+{}\n')
