@@ -183,15 +183,25 @@ lp_tramp() {
 		awk -v a="${a#0x}" '$1 ~ a "$" && $3 == "ftrace_trampoline" { f = 1 } END { exit !f }' /proc/kallsyms
 	fi
 }
+# One livepatch cycle; on failure $lp_step names the step that failed.
+lp_cycle() {
+	lp_step=insmod; insmod "$LP" || return 1
+	lp_step=transition; lp_wait lp_done || return 1
+	lp_step=cmdline; grep -q 'live patched' /proc/cmdline || return 1
+	lp_step=trampoline; lp_tramp || return 1
+	lp_step=disable; echo 0 > $LPS/enabled && lp_wait lp_gone || return 1
+	lp_step=rmmod; rmmod livepatch_sample || return 1
+	lp_step=unpatched; ! grep -q 'live patched' /proc/cmdline
+}
 lp_worker() {
 	e=0; i=0; n=$((CYCLES / 50))
 	[ $n -lt 1 ] && n=1
 	while [ $i -lt $n ]; do
 		i=$((i + 1))
-		{ insmod "$LP" && lp_wait lp_done && grep -q 'live patched' /proc/cmdline && lp_tramp &&
-			echo 0 > $LPS/enabled && lp_wait lp_gone && rmmod livepatch_sample &&
-			! grep -q 'live patched' /proc/cmdline; } 2>/dev/null ||
-			{ e=$((e + 1)); echo "# stress: livepatch cycle $i failed" > /dev/kmsg
+		lp_cycle 2>/dev/null ||
+			{ e=$((e + 1))
+			  echo "# stress: livepatch cycle $i failed at $lp_step:" \
+				"$(grep '^cmdline_proc_show' $T/enabled_functions)" > /dev/kmsg
 			  echo 0 > $LPS/enabled; lp_wait lp_gone; rmmod livepatch_sample; } 2>/dev/null
 	done
 	echo "errors=$e cycles=$i" > /tmp/w_lp
