@@ -22,15 +22,21 @@ def parse_nm(nm_text):
     return syms
 
 
-def elf_read(data, addr, size):
-    """Bytes [addr, addr + size) of an ELF64 little-endian file's PROGBITS sections."""
+def _elf_sections(data):
+    """(sh_name, sh_type, sh_addr, sh_offset, sh_size) of each section header of an ELF64
+    little-endian file, and the offset of its section name table."""
     if data[:4] != b'\x7fELF' or data[4] != 2 or data[5] != 1:
         raise WorkbenchError('not a 64-bit little-endian ELF file')
     shoff, = struct.unpack_from('<Q', data, 0x28)
-    shentsize, shnum = struct.unpack_from('<HH', data, 0x3a)
-    for i in range(shnum):
-        sh_type, _, sh_addr, sh_offset, sh_size = struct.unpack_from(
-            '<IQQQQ', data, shoff + i * shentsize + 4)
+    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
+    # sh_name, sh_type, sh_flags (skipped), sh_addr, sh_offset, sh_size
+    heads = [struct.unpack_from('<IIQQQQ', data, shoff + i * shentsize) for i in range(shnum)]
+    return [(n, t, a, o, z) for n, t, _, a, o, z in heads], heads[shstrndx][4]
+
+
+def elf_read(data, addr, size):
+    """Bytes [addr, addr + size) of an ELF64 little-endian file's PROGBITS sections."""
+    for _, sh_type, sh_addr, sh_offset, sh_size in _elf_sections(data)[0]:
         if sh_type == 1 and sh_addr <= addr and addr + size <= sh_addr + sh_size:
             off = sh_offset + addr - sh_addr
             return data[off:off + size]
@@ -39,18 +45,9 @@ def elf_read(data, addr, size):
 
 def elf_section(data, name):
     """The bytes of the section `name` of an ELF64 little-endian file."""
-    if data[:4] != b'\x7fELF' or data[4] != 2 or data[5] != 1:
-        raise WorkbenchError('not a 64-bit little-endian ELF file')
-    shoff, = struct.unpack_from('<Q', data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from('<HHH', data, 0x3a)
-
-    def header(i):
-        # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
-        return struct.unpack_from('<IIQQQQ', data, shoff + i * shentsize)
-    strtab = header(shstrndx)
-    for i in range(shnum):
-        sh_name, sh_type, _, _, sh_offset, sh_size = header(i)
-        at = strtab[4] + sh_name
+    sections, strtab = _elf_sections(data)
+    for sh_name, sh_type, _, sh_offset, sh_size in sections:
+        at = strtab + sh_name
         if data[at:data.index(b'\0', at)].decode(errors='replace') == name:
             # SHT_NOBITS holds no bytes in the file.
             return b'' if sh_type == 8 else data[sh_offset:sh_offset + sh_size]
