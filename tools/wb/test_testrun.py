@@ -68,6 +68,22 @@ class TestTestRun(unittest.TestCase):
             ('build', 'llvm'), ('rustdoc', '/b/patched-llvm'),
             ('build', 'vanilla-vng'), ('real tools', 'vanilla'),
             ('each', 'default', True), ('each', 'llvm', True)])
+    def test_host_tests_draw_the_same_property_cases_every_run(self):
+        """The property tests (in the first cargo run; loom's has none) run at the fixed
+        seed."""
+        envs = []
+
+        def fake_run(argv, cwd, capture, check, env):
+            envs.append(env)
+            return mock.Mock(returncode=0, stdout='test a ... ok\n', stderr='')
+
+        with mock.patch.object(testrun, 'run', fake_run):
+            got = testrun.host_test_results()
+        self.assertTrue(all(r.ok for r in got))
+        self.assertEqual([e.get('PROPTEST_RNG_SEED') for e in envs],
+                         [testrun.PROPTEST_SEED, None])
+        self.assertEqual(envs[1]['RUSTFLAGS'], '--cfg loom')
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -578,18 +578,22 @@ fn check_against_iced(bytes: &[u8]) -> Result<(), TestCaseError> {
     if i.is_invalid() {
         return Ok(());
     }
-    if i.memory_base() == Register::EIP {
-        prop_assert_eq!(ours, Err(DecodeError::Unsupported(0x67)), "{}", i);
-        return Ok(());
-    }
+    // The host's decoder, like the kernel's for VEX, looks at the encoding before the
+    // operands: a VEX, EVEX, XOP or 3DNow! instruction is refused for its encoding even
+    // where its operand is EIP-relative. (The kernel's takes 3DNow! as a legacy
+    // instruction; no template holds one.)
     if i.encoding() != EncodingKind::Legacy {
         prop_assert!(
-            matches!(ours, Err(DecodeError::Unsupported(_))),
+            matches!(ours, Err(DecodeError::Unsupported(b)) if b != 0x67),
             "{:02x?} {}: {:?}",
             &bytes[..i.len()],
             i,
             ours
         );
+        return Ok(());
+    }
+    if i.memory_base() == Register::EIP {
+        prop_assert_eq!(ours, Err(DecodeError::Unsupported(0x67)), "{}", i);
         return Ok(());
     }
     let ours =
