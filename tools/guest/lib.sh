@@ -122,6 +122,19 @@ quiet_functions() {
 		sort -u
 }
 
+# kmemleak (the stress config): kmemleak_scan waits until what is left now is old enough
+# to be reported (5 s), then scans twice; it fails when kmemleak is off.
+# kmemleak_report N says how many objects kmemleak reports and the start of the first N.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+kmemleak_scan() {
+	sleep 6
+	echo scan > $KMEMLEAK && echo scan > $KMEMLEAK
+}
+kmemleak_report() {
+	echo "$(grep -c unreferenced $KMEMLEAK) objects;" \
+		"$(grep -m"$1" -A14 unreferenced $KMEMLEAK | tr '\n' ' ' | cut -c1-400)"
+}
+
 # A splat in the kernel log since boot: prints its first line, fails if there is none.
 splat() {
 	dmesg | grep -m1 -E 'WARNING:|BUG:|Oops|Call Trace:|ftrace failed|ftrace faulted|suspected memory leak'

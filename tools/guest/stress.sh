@@ -28,7 +28,7 @@ HOSTILE=${3:-2000}
 . "${0%/*}/lib.sh"
 F=/sys/kernel/debug/fail_execslot
 L=/sys/kernel/debug/kprobes/list
-K=/sys/kernel/debug/kmemleak
+K=$KMEMLEAK
 MOD=$(find /lib/modules -name ftrace-ops.ko | head -n1)
 LP=$(find /lib/modules -name livepatch-sample.ko | head -n1)
 LPS=/sys/kernel/livepatch/livepatch_sample
@@ -255,12 +255,10 @@ wait_back() {
 }
 # The end of every run: kmemleak, W+X, lockdep.
 after_stress() {
-	# kmemleak: objects must be at least 5 s old to be reported; scan twice.
-	sleep 6
-	if ! { echo scan > $K && echo scan > $K; }; then
+	if ! kmemleak_scan; then
 		not_ok "kmemleak: no leak" "echo scan > $K failed (kmemleak off?)"
 	elif grep -q unreferenced $K; then
-		not_ok "kmemleak: no leak" "$(grep -c unreferenced $K) objects; $(grep -m3 -A12 unreferenced $K | tr '\n' ' ' | cut -c1-400)"
+		not_ok "kmemleak: no leak" "$(kmemleak_report 3)"
 		sed 's/^/# /' $K
 	else
 		ok "kmemleak: no leak"
