@@ -206,8 +206,7 @@ def bench_kernel(P, opts, label, vanilla, out, gcmd):
     _check_bench_boot(label, res)
     # Paths in the cache, as $KWB_CACHE/...: the report goes to the repository, which
     # names no file outside itself but the workbench's cache.
-    with open(os.path.join(out, 'vmlinux'), 'rb') as fh:
-        text = text_digest(fh.read())
+    text = text_digest(os.path.join(out, 'vmlinux'))
     r = {'kernel': (f'{guest_kernel_release(res.text)} by {kernel_compiler(res.text)}, '
                     f'.text {text} ({label}, config {opts.config}, '
                     f'$KWB_CACHE/{os.path.relpath(out, P.cache)}/arch/x86/boot/bzImage, '

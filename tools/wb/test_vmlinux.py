@@ -99,8 +99,7 @@ class TestSections(unittest.TestCase):
                 want = fh.read()
         self.assertGreater(len(want), 0)
         self.assertEqual(vmlinux.elf_section(data, '.text'), want)
-        self.assertEqual(vmlinux.text_digest(data),
-                         hashlib.sha256(want).hexdigest()[:12])
+        self.assertEqual(vmlinux.text_digest(exe), hashlib.sha256(want).hexdigest()[:12])
         with self.assertRaisesRegex(WorkbenchError, 'no section .nosuch'):
             vmlinux.elf_section(data, '.nosuch')
         with self.assertRaisesRegex(WorkbenchError, 'not a 64-bit'):

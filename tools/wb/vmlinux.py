@@ -6,6 +6,7 @@ Pure functions on the tools' output; the callers run nm and objdump.
 """
 
 import hashlib
+import mmap
 import re
 import struct
 
@@ -44,20 +45,23 @@ def elf_read(data, addr, size):
 
 
 def elf_section(data, name):
-    """The bytes of the section `name` of an ELF64 little-endian file."""
+    """The bytes of the section `name` of an ELF64 little-endian file (bytes, or an mmap
+    of the file)."""
     sections, strtab = _elf_sections(data)
     for sh_name, sh_type, _, sh_offset, sh_size in sections:
         at = strtab + sh_name
-        if data[at:data.index(b'\0', at)].decode(errors='replace') == name:
+        if data[at:data.find(b'\0', at)].decode(errors='replace') == name:
             # SHT_NOBITS holds no bytes in the file.
             return b'' if sh_type == 8 else data[sh_offset:sh_offset + sh_size]
     raise WorkbenchError(f'no section {name}')
 
 
-def text_digest(data):
-    """A short digest of the `.text` section: two builds with the same digest run the same
-    code (the banner, with its build time, lies in .rodata)."""
-    return hashlib.sha256(elf_section(data, '.text')).hexdigest()[:12]
+def text_digest(path):
+    """A short digest of the `.text` section of the ELF file `path`: two builds with the
+    same digest run the same code (the banner, with its build time, lies in .rodata).
+    Mapped, not read: a vmlinux with debug information runs to hundreds of megabytes."""
+    with open(path, 'rb') as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return hashlib.sha256(elf_section(m, '.text')).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------
