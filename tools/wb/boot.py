@@ -131,6 +131,47 @@ def find_splats(log_text):
     return found
 
 
+# The splats whose context a record keeps, and the lines of it that say where and how.
+_EXCERPT_START = re.compile(r'\bOops: |general protection fault|BUG: |kernel BUG at|WARNING: ')
+_EXCERPT_CPU = re.compile(r'^CPU: ')
+_EXCERPT_RIP = re.compile(r'^RIP: ')
+_EXCERPT_FRAME = re.compile(r'^\s*([\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+)(?: \[[\w]+\])?$')
+_EXCERPT_END = re.compile(r'---\[ end trace|^Kernel panic')
+
+
+def splat_excerpts(log_text, most=3, frames=8):
+    """For the first `most` oopses, BUGs and warnings of a console log, one line each: the
+    splat's own line, its CPU and RIP lines, and the first `frames` reliable functions of
+    its call trace (not the "? " guesses): enough for a record to say where the kernel
+    died once its console log is gone."""
+    lines = [strip_console_prefix(raw) for raw in log_text.splitlines()]
+    out = []
+    at = 0
+    while at < len(lines) and len(out) < most:
+        line = lines[at]
+        at += 1
+        if not _EXCERPT_START.search(line):
+            continue
+        cpu = rip = None
+        trace = []
+        # Up to its end; a BUG's "Oops:" line, before any RIP, is the same splat.
+        for follow in lines[at:at + 80]:
+            if _EXCERPT_END.search(follow) or (rip and _EXCERPT_START.search(follow)):
+                break
+            at += 1
+            if cpu is None and _EXCERPT_CPU.match(follow):
+                cpu = follow.split(' Tainted:')[0].split(' Not tainted')[0]
+            elif rip is None and _EXCERPT_RIP.match(follow):
+                rip = follow
+            elif (m := _EXCERPT_FRAME.match(follow)) and len(trace) < frames:
+                trace.append(m.group(1))
+        parts = [line] + [p for p in (cpu, rip) if p]
+        if trace:
+            parts.append('Call Trace: ' + ' < '.join(trace))
+        out.append('; '.join(parts))
+    return out
+
+
 # Printed by INIT (and by the command that vng_boot() runs) after the guest command.
 GUEST_EXIT_RE = re.compile(r'^WB-GUEST-EXIT (\d+)$')
 

@@ -19,7 +19,7 @@ import json
 import os
 import time
 
-from .boot import boot_results
+from .boot import boot_results, splat_excerpts
 from .kbuild import build
 from .kconfig import kernel_path
 from .ktap import figures
@@ -88,6 +88,7 @@ class Boot:
     commit: str = ''
     kernel: str = ''
     hostile: int = 0
+    splats: list = dataclasses.field(default_factory=list)
 
 
 def _boot_record(label, cycles, seed, seconds, results, log_path, **meta):
@@ -96,7 +97,8 @@ def _boot_record(label, cycles, seed, seconds, results, log_path, **meta):
     figs = figures(text, 'stress') + figures(text, 'hostile')
     return Boot(label, cycles, seed, seconds, sum(1 for r in results if r.ok is True),
                 sum(1 for r in results if r.ok is False), figs,
-                [r.line() for r in results if r.ok is False], **meta)
+                [r.line() for r in results if r.ok is False],
+                splats=splat_excerpts(text), **meta)
 
 
 def patch_code(text):
@@ -196,6 +198,7 @@ def record_text(boots, digest):
                      f'{fig.get("filter_sha", "?")}; accounting (slots/pending/trampolines) '
                      f'{fig.get("accounting_base", "?")} -> {fig.get("accounting_end", "?")}')
         lines += [f'    {f}' for f in b.failures]
+        lines += [f'    splat: {x}' for x in b.splats]
     passed = sum(b.passed for b in boots)
     failed = sum(b.failed for b in boots)
     lines += ['', 'Each boot ends with kmemleak (two scans), check_wx_pages and lockdep\'s '

@@ -23,6 +23,44 @@ class TestConsoleLog(unittest.TestCase):
         kinds = [k for k, _ in boot.find_splats(log)]
         self.assertEqual(kinds, ['warning', 'warning', 'bug', 'oops', 'panic'])
 
+    def test_splat_excerpts_keep_where_and_how(self):
+        """A BUG and its Oops are one splat; a warning is another; "? " frames are
+        guesses and left out; the console's timestamps go."""
+        log = (
+            '[   1.0] booting\n'
+            '[  50.1] BUG: kernel NULL pointer dereference, address: 0000000000000008\n'
+            '[  50.1] Oops: Oops: 0000 [#1] SMP\n'
+            '[  50.1] CPU: 1 UID: 0 PID: 77 Comm: sh Not tainted 7.3.4+ #1 PREEMPT(voluntary)\n'
+            '[  50.1] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996)\n'
+            '[  50.1] RIP: 0010:ftrace_ops_test+0x12/0x80\n'
+            '[  50.1] Code: 90 90 <48> 8b 07\n'
+            '[  50.1] Call Trace:\n'
+            '[  50.1]  <TASK>\n'
+            '[  50.1]  ? die+0x36/0x90\n'
+            '[  50.1]  __ftrace_hash_rec_update+0x1f0/0x400\n'
+            '[  50.1]  ftrace_startup+0x70/0x180 [ftrace_ops]\n'
+            '[  50.1]  register_ftrace_function+0x40/0x90\n'
+            '[  50.1]  </TASK>\n'
+            '[  50.2] ---[ end trace 0000000000000000 ]---\n'
+            '[  60.0] ------------[ cut here ]------------\n'
+            '[  60.0] WARNING: CPU: 0 PID: 1 at kernel/trace/ftrace.c:2000 ftrace_bug+0x1/0x2\n'
+            '[  60.0] CPU: 0 UID: 0 PID: 1 Comm: init Tainted: G      D 7.3.4+ #1\n'
+            '[  60.0] RIP: 0010:ftrace_bug+0x1/0x2\n'
+            '[  60.0] Call Trace:\n'
+            '[  60.0]  ftrace_replace_code+0x99/0x100\n'
+            '[  60.1] Kernel panic - not syncing: Fatal exception\n')
+        self.assertEqual(boot.splat_excerpts(log), [
+            'BUG: kernel NULL pointer dereference, address: 0000000000000008; '
+            'CPU: 1 UID: 0 PID: 77 Comm: sh; RIP: 0010:ftrace_ops_test+0x12/0x80; '
+            'Call Trace: __ftrace_hash_rec_update+0x1f0/0x400 < ftrace_startup+0x70/0x180 < '
+            'register_ftrace_function+0x40/0x90',
+            'WARNING: CPU: 0 PID: 1 at kernel/trace/ftrace.c:2000 ftrace_bug+0x1/0x2; '
+            'CPU: 0 UID: 0 PID: 1 Comm: init; RIP: 0010:ftrace_bug+0x1/0x2; '
+            'Call Trace: ftrace_replace_code+0x99/0x100'])
+        self.assertEqual(len(boot.splat_excerpts(log, most=1)), 1)
+        self.assertEqual(boot.splat_excerpts('[ 1.0] kmemleak: 3 new suspected memory '
+                                             'leaks\n'), [])
+
     def test_lockdep_and_clean(self):
         self.assertEqual(boot.find_splats('[ 5.0] Testing tracer function: PASSED\n'), [])
         kinds = [k for k, _ in boot.find_splats(

@@ -3,6 +3,7 @@
 import contextlib
 import dataclasses
 import io
+import json
 import os
 import tempfile
 import unittest
@@ -27,6 +28,13 @@ ok 1 kmemleak present
     ok 1 hostile: no instance left
 ok 2 hostile
 # wb-figure stress accounting_base=4/0/2 accounting_end=4/0/2
+[  700.2] Oops: int3: 0000 [#1] SMP
+[  700.2] CPU: 0 UID: 0 PID: 0 Comm: swapper/0 Not tainted 7.3.4+ #1
+[  700.2] RIP: 0010:ktime_get_update_offsets_now+0x5/0x110
+[  700.2] Call Trace:
+[  700.2]  <IRQ>
+[  700.2]  hrtimer_interrupt+0x7a/0x210
+[  700.2] ---[ end trace 0000000000000000 ]---
 WB-GUEST-EXIT 0
 '''
 
@@ -76,7 +84,10 @@ class StressTest(unittest.TestCase):
                       '900 s (workers 812.5 s); 1 passed, 1 failed\n'
                       '    hostile sequences kprobe 0123456789ab filter ba9876543210; '
                       'accounting (slots/pending/trampolines) 4/0/2 -> 4/0/2\n'
-                      '    FAIL b: why\n', text)
+                      '    FAIL b: why\n'
+                      '    splat: Oops: int3: 0000 [#1] SMP; CPU: 0 UID: 0 PID: 0 Comm: '
+                      'swapper/0; RIP: 0010:ktime_get_update_offsets_now+0x5/0x110; '
+                      'Call Trace: hrtimer_interrupt+0x7a/0x210\n', text)
         self.assertTrue(text.endswith('\n2 passed, 1 failed\n'))
 
     def test_record_keeps_the_boots_of_one_series(self):
@@ -89,6 +100,14 @@ class StressTest(unittest.TestCase):
             self.assertEqual(back, boots)
             stress.save_record(path, 'aa', back + boots[:1])
             self.assertEqual(len(stress.load_record(path, 'aa')), 3)
+            # A record written before boots kept their splats still loads.
+            with open(path) as fh:
+                data = json.load(fh)
+            for b in data['boots']:
+                del b['splats']
+            with open(path, 'w') as fh:
+                json.dump(data, fh)
+            self.assertEqual([b.splats for b in stress.load_record(path, 'aa')], [[]] * 3)
             # Another series: its boots do not count.
             with contextlib.redirect_stderr(io.StringIO()):
                 self.assertEqual(stress.load_record(path, 'bb'), [])
