@@ -131,39 +131,51 @@ def find_splats(log_text):
     return found
 
 
-# The splats whose context a record keeps, and the lines of it that say where and how.
-_EXCERPT_START = re.compile(r'\bOops: |general protection fault|BUG: |kernel BUG at|WARNING: ')
+# The splats whose context a record keeps (at the start of a kernel line), and the lines
+# of it that say where and how.
+_EXCERPT_START = re.compile(r'^(?:Oops: |general protection fault|BUG: |kernel BUG at |'
+                            r'WARNING: )')
+_EXCERPT_BUG = ('BUG: ', 'kernel BUG at ')
 _EXCERPT_CPU = re.compile(r'^CPU: ')
 _EXCERPT_RIP = re.compile(r'^RIP: ')
-_EXCERPT_FRAME = re.compile(r'^\s*([\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+)(?: \[[\w]+\])?$')
+# A reliable frame (no "? "), with its module and build ID, if any.
+_EXCERPT_FRAME = re.compile(r'^\s*([\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+)'
+                            r'(?: \[\w+(?: [0-9a-f]+)?\])?$')
 _EXCERPT_END = re.compile(r'---\[ end trace|^Kernel panic')
 
 
 def splat_excerpts(log_text, most=3, frames=8):
-    """For the first `most` oopses, BUGs and warnings of a console log, one line each: the
-    splat's own line, its CPU and RIP lines, and the first `frames` reliable functions of
-    its call trace (not the "? " guesses): enough for a record to say where the kernel
-    died once its console log is gone."""
+    """For the first `most` splats (oopses, BUGs, warnings) of a console log, one line
+    each: the splat's own line, its CPU and RIP lines, and the first `frames` reliable
+    functions of its call trace (not the "? " guesses): enough for a record to say where
+    the kernel died once its console log is gone. A splat ends at its end marker or at
+    the next one's first line; lockdep's warnings have no RIP, and their trace is the
+    one after "Call Trace:", not the dependency chain before it."""
     lines = [strip_console_prefix(raw) for raw in log_text.splitlines()]
     out = []
     at = 0
     while at < len(lines) and len(out) < most:
         line = lines[at]
         at += 1
-        if not _EXCERPT_START.search(line):
+        if not _EXCERPT_START.match(line):
             continue
         cpu = rip = None
         trace = []
-        # Up to its end; a BUG's "Oops:" line, before any RIP, is the same splat.
-        for follow in lines[at:at + 80]:
-            if _EXCERPT_END.search(follow) or (rip and _EXCERPT_START.search(follow)):
+        in_trace = False
+        for follow in lines[at:at + 300]:
+            # The "Oops:" line that a BUG prints before its CPU line is the same splat.
+            same = (line.startswith(_EXCERPT_BUG) and follow.startswith('Oops: ')
+                    and cpu is None and rip is None)
+            if _EXCERPT_END.search(follow) or (_EXCERPT_START.match(follow) and not same):
                 break
             at += 1
             if cpu is None and _EXCERPT_CPU.match(follow):
                 cpu = follow.split(' Tainted:')[0].split(' Not tainted')[0]
             elif rip is None and _EXCERPT_RIP.match(follow):
                 rip = follow
-            elif (m := _EXCERPT_FRAME.match(follow)) and len(trace) < frames:
+            elif follow.startswith('Call Trace:'):
+                in_trace = True
+            elif in_trace and (m := _EXCERPT_FRAME.match(follow)) and len(trace) < frames:
                 trace.append(m.group(1))
         parts = [line] + [p for p in (cpu, rip) if p]
         if trace:

@@ -61,6 +61,44 @@ class TestConsoleLog(unittest.TestCase):
         self.assertEqual(boot.splat_excerpts('[ 1.0] kmemleak: 3 new suspected memory '
                                              'leaks\n'), [])
 
+    def test_splats_without_rip_end_at_the_next(self):
+        """Lockdep's warning and a sleeping-in-atomic BUG print no RIP: the next splat is
+        one of its own; lockdep's dependency chain is not its call trace; a guest line
+        that mentions WARNING is not a splat."""
+        log = (
+            '[ 10.0] WARNING: possible circular locking dependency detected\n'
+            '[ 10.0] -> #1 (text_mutex){+.+.}-{4:4}:\n'
+            '[ 10.0]        __mutex_lock+0x9b/0xc00\n'
+            '[ 10.0]        ftrace_arch_code_modify_prepare+0x1d/0x30\n'
+            '[ 10.0] stack backtrace:\n'
+            '[ 10.0] CPU: 1 UID: 0 PID: 90 Comm: sh Not tainted 7.3.4+ #1\n'
+            '[ 10.0] Call Trace:\n'
+            '[ 10.0]  <TASK>\n'
+            '[ 10.0]  dump_stack_lvl+0x5d/0x80\n'
+            '[ 10.0]  check_noncircular+0x121/0x140\n'
+            '[ 10.0]  </TASK>\n'
+            '# hostile: WARNING: nothing to see\n'
+            '[ 11.0] BUG: sleeping function called from invalid context at mm/slub.c:4100\n'
+            '[ 11.0] CPU: 0 UID: 0 PID: 91 Comm: sh Not tainted 7.3.4+ #1\n'
+            '[ 11.0] Call Trace:\n'
+            '[ 11.0]  __might_resched+0x150/0x200\n'
+            '[ 12.0] BUG: kernel NULL pointer dereference, address: 0000000000000000\n'
+            '[ 12.0] #PF: supervisor read access in kernel mode\n'
+            '[ 12.0] Oops: Oops: 0000 [#1] SMP\n'
+            '[ 12.0] CPU: 0 UID: 0 PID: 91 Comm: sh Not tainted 7.3.4+ #1\n'
+            '[ 12.0] RIP: 0010:execslot_free+0x20/0x90\n'
+            '[ 12.0] Call Trace:\n'
+            '[ 12.0]  free_trampoline+0x10/0x20 [wb_mod 0123abcd]\n')
+        self.assertEqual(boot.splat_excerpts(log, most=5), [
+            'WARNING: possible circular locking dependency detected; '
+            'CPU: 1 UID: 0 PID: 90 Comm: sh; '
+            'Call Trace: dump_stack_lvl+0x5d/0x80 < check_noncircular+0x121/0x140',
+            'BUG: sleeping function called from invalid context at mm/slub.c:4100; '
+            'CPU: 0 UID: 0 PID: 91 Comm: sh; Call Trace: __might_resched+0x150/0x200',
+            'BUG: kernel NULL pointer dereference, address: 0000000000000000; '
+            'CPU: 0 UID: 0 PID: 91 Comm: sh; RIP: 0010:execslot_free+0x20/0x90; '
+            'Call Trace: free_trampoline+0x10/0x20'])
+
     def test_lockdep_and_clean(self):
         self.assertEqual(boot.find_splats('[ 5.0] Testing tracer function: PASSED\n'), [])
         kinds = [k for k, _ in boot.find_splats(

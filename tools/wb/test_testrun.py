@@ -68,6 +68,7 @@ class TestTestRun(unittest.TestCase):
             ('build', 'llvm'), ('rustdoc', '/b/patched-llvm'),
             ('build', 'vanilla-vng'), ('real tools', 'vanilla'),
             ('each', 'default', True), ('each', 'llvm', True)])
+
     def test_host_tests_draw_the_same_property_cases_every_run(self):
         """The property tests (in the first cargo run; loom's has none) run at the fixed
         seed."""

@@ -105,6 +105,21 @@ class TestSections(unittest.TestCase):
         with self.assertRaisesRegex(WorkbenchError, 'not a 64-bit'):
             vmlinux.elf_section(b'#!/bin/sh\n', '.text')
 
+    def test_text_digest_of_a_bad_file_says_which(self):
+        """Missing, empty, cut short: each a WorkbenchError that names the file."""
+        exe = os.path.realpath(shutil.which('objcopy'))
+        with open(exe, 'rb') as fh:
+            head = fh.read(0x40)
+        with tempfile.TemporaryDirectory() as d:
+            for name, data in (('empty', b''), ('short', head), ('text', b'#!/bin/sh\n')):
+                path = os.path.join(d, name)
+                with open(path, 'wb') as fh:
+                    fh.write(data)
+                with self.assertRaisesRegex(WorkbenchError, f'^{path}: '):
+                    vmlinux.text_digest(path)
+            with self.assertRaisesRegex(WorkbenchError, 'nosuch'):
+                vmlinux.text_digest(os.path.join(d, 'nosuch'))
+
 
 if __name__ == '__main__':
     unittest.main()

@@ -2,7 +2,8 @@
 graph from `objdump -d` (the panics reachable from functions that must not panic, calls
 out of leaf functions, where a kprobe can count large-page splits).
 
-Pure functions on the tools' output; the callers run nm and objdump.
+Pure functions on the tools' output (the callers run nm and objdump) and on the file's
+bytes; text_digest() alone opens the file, to map it.
 """
 
 import hashlib
@@ -50,7 +51,10 @@ def elf_section(data, name):
     sections, strtab = _elf_sections(data)
     for sh_name, sh_type, _, sh_offset, sh_size in sections:
         at = strtab + sh_name
-        if data[at:data.find(b'\0', at)].decode(errors='replace') == name:
+        end = data.find(b'\0', at)
+        if end < 0:
+            raise WorkbenchError(f'section name at {at:#x} runs past the end of the file')
+        if data[at:end].decode(errors='replace') == name:
             # SHT_NOBITS holds no bytes in the file.
             return b'' if sh_type == 8 else data[sh_offset:sh_offset + sh_size]
     raise WorkbenchError(f'no section {name}')
@@ -60,8 +64,12 @@ def text_digest(path):
     """A short digest of the `.text` section of the ELF file `path`: two builds with the
     same digest run the same code (the banner, with its build time, lies in .rodata).
     Mapped, not read: a vmlinux with debug information runs to hundreds of megabytes."""
-    with open(path, 'rb') as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return hashlib.sha256(elf_section(m, '.text')).hexdigest()[:12]
+    try:
+        with open(path, 'rb') as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return hashlib.sha256(elf_section(m, '.text')).hexdigest()[:12]
+    except (OSError, ValueError, struct.error, WorkbenchError) as e:
+        # ValueError: an empty file cannot be mapped; struct.error: headers cut short.
+        raise WorkbenchError(f'{path}: {e}') from None
 
 
 # ---------------------------------------------------------------------------
