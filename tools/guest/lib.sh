@@ -124,7 +124,8 @@ quiet_functions() {
 
 # kmemleak (the stress config): kmemleak_scan waits until what is left now is old enough
 # to be reported (5 s), then scans twice; it fails when kmemleak is off.
-# kmemleak_report N says how many objects kmemleak reports and the start of the first N.
+# kmemleak_report [N] says how many objects kmemleak reports and the start of the first
+# N (1 unless given), cut to 400 characters.
 KMEMLEAK=/sys/kernel/debug/kmemleak
 kmemleak_scan() {
 	sleep 6
@@ -132,7 +133,7 @@ kmemleak_scan() {
 }
 kmemleak_report() {
 	echo "$(grep -c unreferenced $KMEMLEAK) objects;" \
-		"$(grep -m"$1" -A14 unreferenced $KMEMLEAK | tr '\n' ' ' | cut -c1-400)"
+		"$(grep -m"${1:-1}" -A14 unreferenced $KMEMLEAK | tr '\n' ' ' | cut -c1-400)"
 }
 
 # A splat in the kernel log since boot: prints its first line, fails if there is none.
