@@ -208,6 +208,15 @@ def record_text(boots, digest):
     return '\n'.join(lines) + '\n'
 
 
+def workbench_commit():
+    """The repository's commit as a boot starts (its guest scripts are packed then), with
+    "+" when tools/ differs from it: the workbench and scripts that ran the boot."""
+    commit = run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture=True).stdout.strip()
+    changed = run(['git', 'status', '--porcelain', '--', 'tools'], cwd=REPO,
+                  capture=True).stdout.strip()
+    return commit + ('+' if changed else '')
+
+
 def stress_command(P, opts):
     """`stress`: every boot's results, the record, and the summary line."""
     require_source(P)
@@ -216,12 +225,12 @@ def stress_command(P, opts):
     shares = boot_cycles(opts.cycles, opts.boots)
     if opts.record and not opts.vanilla:
         check_seeds(load_record(RECORD_JSON, digest), opts.seed, len(shares))
-    commit = run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture=True).stdout.strip()
     all_results, boots = [], []
     for i, cycles in enumerate(shares):
         label = f'{kind}-stress' + (f'-{i + 1}' if opts.boots > 1 else '')
         seed = opts.seed + i
         say(f'stress boot {i + 1}/{opts.boots}: {cycles} cycles, seed {seed}')
+        commit = workbench_commit()
         t0 = time.time()
         results, log_path = stress_results(P, cycles, opts.timeout, seed, opts.hostile,
                                            opts.vanilla, label)

@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
 import tempfile
 import unittest
 from unittest import mock
@@ -162,6 +163,50 @@ class StressTest(unittest.TestCase):
                 stress.stress_command(P, opts)
             self.assertEqual(calls, [7, 8])
             self.assertEqual(stress.load_record(js, 'aa'), [b1])
+
+    def test_each_boot_records_the_commit_it_started_at(self):
+        """The commit is read as each boot starts: scripts changed during a run show."""
+        b1 = self.boots()[0]
+        commits = iter(['c1', 'c2+'])
+        got = []
+        with tempfile.TemporaryDirectory() as d:
+            P = mock.Mock(logs=d)
+            P.build_dir.return_value = d
+            os.makedirs(os.path.join(d, 'include', 'config'))
+            with open(os.path.join(d, 'include', 'config', 'kernel.release'), 'w') as fh:
+                fh.write('7.3.4+\n')
+            with mock.patch.multiple(stress, series_digest=lambda: 'aa',
+                                     require_source=mock.Mock(),
+                                     workbench_commit=lambda: next(commits),
+                                     stress_results=lambda *a: ([Result('a', True)], 'log'),
+                                     _boot_record=lambda *a, **k: got.append(k['commit'])
+                                     or b1), \
+                    contextlib.redirect_stderr(io.StringIO()), \
+                    contextlib.redirect_stdout(io.StringIO()):
+                stress.stress_command(P, stress.StressOptions(cycles=4, boots=2))
+        self.assertEqual(got, ['c1', 'c2+'])
+
+    def test_workbench_commit_marks_changed_tools(self):
+        with tempfile.TemporaryDirectory() as d:
+            git = ['git', '-C', d, '-c', 'user.name=t', '-c', 'user.email=t@t']
+            os.makedirs(os.path.join(d, 'tools'))
+            with open(os.path.join(d, 'tools', 'x.sh'), 'w') as fh:
+                fh.write('a\n')
+            with open(os.path.join(d, 'README'), 'w') as fh:
+                fh.write('a\n')
+            for argv in (['init', '-q'], ['add', '.'], ['commit', '-qm', 'x']):
+                subprocess.run(git + argv, check=True)
+            head = subprocess.run(git + ['rev-parse', '--short', 'HEAD'], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+            with mock.patch.object(stress, 'REPO', d), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(stress.workbench_commit(), head)
+                with open(os.path.join(d, 'README'), 'a') as fh:
+                    fh.write('b\n')
+                self.assertEqual(stress.workbench_commit(), head)
+                with open(os.path.join(d, 'tools', 'x.sh'), 'a') as fh:
+                    fh.write('b\n')
+                self.assertEqual(stress.workbench_commit(), head + '+')
 
     def test_vanilla_record_is_apart(self):
         """--vanilla --record writes results/stress-vanilla.txt, not the series' record."""
