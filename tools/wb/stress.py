@@ -9,8 +9,9 @@ $KWB_CACHE/logs/stress-patched.txt (or -vanilla). With `--record`, the boots are
 to results/stress.json, which keeps the boots of one series (a digest of what its
 patches change: changed code starts a new record, a reworded changelog does not), so
 that a long run can be made of boots on several days; results/stress.txt is written
-from all of them. `--vanilla --record` writes that run's record to
-results/stress-vanilla.txt, for comparison."""
+from all of them. `--vanilla --record` does the same for the base tree, for comparison:
+results/stress-vanilla.json keeps the boots of one base (its package version) and
+results/stress-vanilla.txt is written from them."""
 
 import dataclasses
 import datetime
@@ -26,12 +27,14 @@ from .ktap import figures
 from .patches import read_series
 from .results import exit_if_failed, print_results, summary_line
 from .settings import PATCHES, REPO
-from .source import require_source
+from .source import base_version, require_source
 from .util import WorkbenchError, run, say
 
 RECORD = os.path.join(REPO, 'results', 'stress.txt')
 RECORD_JSON = os.path.join(REPO, 'results', 'stress.json')
 RECORD_VANILLA = os.path.join(REPO, 'results', 'stress-vanilla.txt')
+RECORD_VANILLA_JSON = os.path.join(REPO, 'results', 'stress-vanilla.json')
+BASE_KEY = 'base '  # the key of a vanilla record: 'base ' and the package version
 WORKERS = ('inst1', 'inst2', 'kp1', 'kp2', 'ops', 'hotplug', 'lp')
 WORKER_TEXT = {
     'inst1': 'tracing instance made, traced, removed',
@@ -118,9 +121,18 @@ def series_digest():
     return h.hexdigest()[:16]
 
 
+def base_key(P):
+    """The key of the vanilla record: the base tree's package version."""
+    version = base_version(P.linux)
+    if version is None:
+        raise WorkbenchError(f'no base commit with a package version in {P.linux}: run '
+                             'tools/workbench source first')
+    return BASE_KEY + version
+
+
 def load_record(path, digest):
-    """The recorded boots of the series `digest` from `path`, or [] (no record, or one of
-    another series)."""
+    """The recorded boots of the series `digest` (or base, see base_key()) from `path`,
+    or [] (no record, or one of another series)."""
     if not os.path.isfile(path):
         return []
     with open(path) as fh:
@@ -173,10 +185,13 @@ def record_text(boots, digest):
     """The text of a record: the boots' totals, then each boot."""
     secs = sum(b.seconds for b in boots)
     kernels = sorted({b.kernel for b in boots})
+    if digest.startswith(BASE_KEY):
+        what = f'# the base tree ({digest[len(BASE_KEY):]}), without the series.'
+    else:
+        what = f'# series digest {digest} (what patches/ changes).'
     lines = [
         f'# Written by tools/workbench stress from the console logs of {len(boots)} boot(s);',
-        f'# series digest {digest} (what patches/ changes).' if digest else
-        '# the base tree, without the series.',
+        what,
         f'kernel: {", ".join(kernels)}, the stress config (lockdep, kmemleak, DEBUG_VM, '
         'DEBUG_WX,',
         '  fault injection, livepatch), QEMU/TCG, 2 vCPUs',
@@ -221,10 +236,13 @@ def stress_command(P, opts):
     """`stress`: every boot's results, the record, and the summary line."""
     require_source(P)
     kind = 'vanilla' if opts.vanilla else 'patched'
-    digest = series_digest()
+    if opts.vanilla:
+        digest, record_json, record = base_key(P), RECORD_VANILLA_JSON, RECORD_VANILLA
+    else:
+        digest, record_json, record = series_digest(), RECORD_JSON, RECORD
     shares = boot_cycles(opts.cycles, opts.boots)
-    if opts.record and not opts.vanilla:
-        check_seeds(load_record(RECORD_JSON, digest), opts.seed, len(shares))
+    if opts.record:
+        check_seeds(load_record(record_json, digest), opts.seed, len(shares))
     all_results, boots = [], []
     for i, cycles in enumerate(shares):
         label = f'{kind}-stress' + (f'-{i + 1}' if opts.boots > 1 else '')
@@ -242,18 +260,12 @@ def stress_command(P, opts):
                                   commit=commit, kernel=kernel, hostile=opts.hostile))
         print_results(results)
         all_results += results
-        if opts.record and not opts.vanilla:
+        if opts.record:
             # After every boot: a run cut short keeps the boots it finished.
-            add_to_record(RECORD_JSON, RECORD, digest, boots[-1])
+            add_to_record(record_json, record, digest, boots[-1])
     dest = os.path.join(P.logs, f'stress-{kind}.txt')
-    text = record_text(boots, None if opts.vanilla else digest)
     with open(dest, 'w') as fh:
-        fh.write(text)
+        fh.write(record_text(boots, digest))
     say(f'stress: wrote {dest}')
-    if opts.record and opts.vanilla:
-        # The comparison run: the base under the same workers, one record at a time.
-        with open(RECORD_VANILLA, 'w') as fh:
-            fh.write(text)
-        say(f'stress: wrote {RECORD_VANILLA}')
     print(summary_line(all_results), flush=True)
     exit_if_failed(all_results)

@@ -208,33 +208,54 @@ class StressTest(unittest.TestCase):
                     fh.write('b\n')
                 self.assertEqual(stress.workbench_commit(), head + '+')
 
-    def test_vanilla_record_is_apart(self):
-        """--vanilla --record writes results/stress-vanilla.txt, not the series' record."""
-        b1 = self.boots()[0]
+    def test_vanilla_record_is_apart_and_grows(self):
+        """--vanilla --record adds to results/stress-vanilla.json (the record of the base's
+        package version) and writes stress-vanilla.txt from it, not the series' record."""
+        b1, b2 = self.boots()
         with tempfile.TemporaryDirectory() as d:
             js, txt = os.path.join(d, 'stress.json'), os.path.join(d, 'stress.txt')
+            vjs = os.path.join(d, 'stress-vanilla.json')
             van = os.path.join(d, 'stress-vanilla.txt')
             logs = os.path.join(d, 'logs')
             os.makedirs(logs)
-            P = mock.Mock(logs=logs)
+            P = mock.Mock(logs=logs, linux=d)
             P.build_dir.return_value = d
             os.makedirs(os.path.join(d, 'include', 'config'))
             with open(os.path.join(d, 'include', 'config', 'kernel.release'), 'w') as fh:
                 fh.write('7.3.4+\n')
-            opts = stress.StressOptions(cycles=10, vanilla=True, record=True)
-            with mock.patch.multiple(stress, RECORD_JSON=js, RECORD=txt, RECORD_VANILLA=van,
-                                     series_digest=lambda: 'aa', require_source=mock.Mock(),
-                                     stress_results=lambda *a: ([Result('a', True)], 'log'),
-                                     _boot_record=lambda *a, **k: b1), \
-                    contextlib.redirect_stderr(io.StringIO()), \
-                    contextlib.redirect_stdout(io.StringIO()):
-                stress.stress_command(P, opts)
+            made = iter([b1, b2])
+
+            def run(opts):
+                with mock.patch.multiple(stress, RECORD_JSON=js, RECORD=txt,
+                                         RECORD_VANILLA=van, RECORD_VANILLA_JSON=vjs,
+                                         series_digest=lambda: 'aa',
+                                         base_version=lambda linux: '7.3.4-1~bpo12+1',
+                                         require_source=mock.Mock(),
+                                         stress_results=lambda *a: ([Result('a', True)], 'log'),
+                                         _boot_record=lambda *a, **k: next(made)), \
+                        contextlib.redirect_stderr(io.StringIO()), \
+                        contextlib.redirect_stdout(io.StringIO()):
+                    stress.stress_command(P, opts)
+
+            run(stress.StressOptions(cycles=10, seed=3, vanilla=True, record=True))
+            run(stress.StressOptions(cycles=10, seed=4, vanilla=True, record=True))
             self.assertFalse(os.path.exists(js) or os.path.exists(txt))
+            self.assertEqual(stress.load_record(vjs, 'base 7.3.4-1~bpo12+1'), [b1, b2])
             with open(van) as fh:
                 text = fh.read()
-            self.assertIn('# the base tree, without the series.', text)
+            self.assertIn('2 boot(s);\n# the base tree (7.3.4-1~bpo12+1), without the series.',
+                          text)
             with open(os.path.join(logs, 'stress-vanilla.txt')) as fh:
-                self.assertEqual(fh.read(), text)
+                self.assertIn('1 boot(s);', fh.read())
+            # Seed 4 is in the base's record now.
+            with self.assertRaisesRegex(WorkbenchError, r'seed\(s\) 4 already'):
+                run(stress.StressOptions(cycles=10, seed=4, vanilla=True, record=True))
+
+    def test_vanilla_record_needs_a_base(self):
+        P = mock.Mock(linux='/nonexistent')
+        with mock.patch.object(stress, 'base_version', lambda linux: None), \
+                self.assertRaisesRegex(WorkbenchError, 'tools/workbench source'):
+            stress.base_key(P)
 
     def test_digest_follows_the_code_not_the_changelog(self):
         patch = ('From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH 1/1] a: Do {}\n\nWhy.\n---\n'
