@@ -58,6 +58,9 @@ check "CPU 1 can go offline" test -w $CPU1
 echo scan > $K && echo clear > $K || not_ok "kmemleak: initial scan" "echo scan failed"
 # A leak that the hostile filters found: an instance's cached ":mod:" filters.
 ktap_sub modcache sh /wb/modcache.sh
+# A name that the stress run's livepatch worker found on a trampoline: a module's freed
+# init function, whose text the trampoline reused.
+ktap_sub modmap sh /wb/modmap.sh
 
 # Functions to trace and to probe: quiet ones (not called by the workers themselves).
 quiet_functions > /tmp/stress_funcs

@@ -38,6 +38,10 @@ CHECKPATCH_IGNORE = ['MISSING_SIGN_OFF', 'UNKNOWN_COMMIT_ID', 'FILE_PATH_CHANGES
 # b355247df104: v6.14, in the trace/for-next push log with that subject; added
 # trace_events.c's cache_mod() and tr->mod_events, as later fixes of s_start()/s_next()
 # that cite it show (Adrian Huang's, Sasha Levin's).
+# aba4b5c22cba: v4.15, Steven Rostedt, "ftrace: Save module init functions kallsyms
+# symbols for tracing", which added struct ftrace_mod_map, save_ftrace_mod_rec() and
+# ftrace_mod_address_lookup(); named with this subject by Ye Bin's later fix of the
+# lookup's use after free (20250529111955.2349189-2-yebin@huaweicloud.com).
 FIXES_RECORD = {
     '0c3772a8db1f': ('x86/ftrace: Implement DYNAMIC_FTRACE_WITH_JMP',
                      'arch/x86/kernel/ftrace.c', 'if (ftrace_is_jmp(addr)) {'),
@@ -47,6 +51,9 @@ FIXES_RECORD = {
     '673feb9d76ab': ('ftrace: Add :mod: caching infrastructure to trace_array',
                      'kernel/trace/ftrace.c',
                      'static int ftrace_add_mod(struct trace_array *tr,'),
+    'aba4b5c22cba': ('ftrace: Save module init functions kallsyms symbols for tracing',
+                     'kernel/trace/ftrace.c',
+                     'static void save_ftrace_mod_rec(struct ftrace_mod_map *mod_map,'),
 }
 
 _FIXES_RE = re.compile(r'^Fixes: ([0-9a-f]{12,40}) \("(.*)"\)$', re.M)
