@@ -24,8 +24,10 @@ fi
 page=$(cat /sys/module/ftrace_ops/sections/.init.text)
 page=${page#0x}
 page=${page%???}
-# do_free_init() frees the init text after an RCU grace period, from a work item;
-# ftrace's saved name is listed from then on ('T', no longer the module's own 't').
+# ftrace_free_mem() saved the init function's name before insmod returned: it is listed
+# as 'T' (ftrace's) instead of the module's own 't'. do_free_init() frees the text itself
+# later, after an RCU grace period, from a work item: the instances below go on until a
+# trampoline gets it.
 i=0
 while ! grep -q ' T ftrace_ops_sample_init' /proc/kallsyms && [ $i -lt 15 ]; do
 	i=$((i + 1))
@@ -53,13 +55,20 @@ if [ -z "$hit" ]; then
 		"none in page $page after $n instances"
 else
 	ok "modmap: a trampoline in the freed init text"
-	# Every trampoline made so far, the one in the init text among them.
+	# The last instance's trampoline is the one in the init text: %pS must give it
+	# as an address, not as the init function.
+	line=$(grep "^$hit " $T/enabled_functions)
+	case "$line" in
+	*"tramp: ftrace_ops_sample_init"*)
+		not_ok "modmap: no trampoline named as the freed init function" "$line" ;;
+	*"tramp: 0x$page"*)
+		ok "modmap: no trampoline named as the freed init function" ;;
+	*)
+		not_ok "modmap: no trampoline named as the freed init function" \
+			"$hit has no trampoline in page $page: $line" ;;
+	esac
 	named=$(grep 'tramp: ftrace_ops_sample_init' $T/enabled_functions | head -n 1)
-	if [ -n "$named" ]; then
-		not_ok "modmap: no trampoline named as the freed init function" "$named"
-	else
-		ok "modmap: no trampoline named as the freed init function"
-	fi
+	check "modmap: no other trampoline named so" test -z "$named"
 fi
 
 while [ $n -gt 0 ]; do
