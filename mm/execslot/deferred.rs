@@ -81,11 +81,16 @@ fn take_ripe() -> Option<usize> {
 }
 
 /// Last step of the reaper, a grace period after [`reap_begin()`]: frees what is ripe.
-pub(crate) fn reap(held: &TextMutexHeld<'_>) {
+///
+/// # Safety
+///
+/// An RCU grace period has elapsed since the last call of [`reap_begin()`] ended.
+pub(crate) unsafe fn reap(held: &TextMutexHeld<'_>) {
     while let Some(slot) = take_ripe() {
         // SAFETY: the slot was given to `free_deferred()`, whose caller promised that
-        // nothing new reaches it and that what is in it leaves within a grace period, and
-        // a grace period has elapsed since (`reap_begin()`, then the reaper waited).
+        // nothing new reaches it and that what is in it leaves within a grace period. It
+        // became ripe in `reap_begin()`, and a grace period has elapsed since (the
+        // caller's guarantee).
         if unsafe { free(held, slot) }.is_err() {
             pr_warn_once!("cannot free deferred slot {:#x}\n", slot);
         }

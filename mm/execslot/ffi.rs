@@ -140,11 +140,18 @@ pub unsafe extern "C" fn execslot_reap_begin() {
 ///
 /// # Safety
 ///
-/// Called from the reaper work only, with `text_mutex` held.
+/// Called from the reaper work only, with `text_mutex` held, after `synchronize_rcu()`
+/// that began when its `execslot_reap_begin()` had returned.
 #[export]
 pub unsafe extern "C" fn execslot_reap_locked() {
+    let reap = |held: &TextMutexHeld<'_>| {
+        // SAFETY: the reaper work waited for a grace period after its
+        // `execslot_reap_begin()`, the only caller of `reap_begin()` (the caller's
+        // guarantee).
+        unsafe { deferred::reap(held) }
+    };
     // SAFETY: the caller holds `text_mutex` for the whole call.
-    unsafe { TextMutexHeld::with_assumed(deferred::reap) };
+    unsafe { TextMutexHeld::with_assumed(reap) };
 }
 
 /// Shows `/sys/kernel/debug/execslot/stats` (`glue.c` owns the file).

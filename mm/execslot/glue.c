@@ -75,7 +75,8 @@ static DECLARE_WORK(execslot_reap_work, execslot_reap_workfn);
 
 void execslot_schedule_reap(void)
 {
-	schedule_work(&execslot_reap_work);
+	/* Unbound: the work sleeps for a grace period. */
+	queue_work(system_dfl_wq, &execslot_reap_work);
 }
 
 void execslot_flush_deferred(void)

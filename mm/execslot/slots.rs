@@ -332,6 +332,16 @@ pub unsafe fn free(held: &TextMutexHeld<'_>, slot: usize) -> Result {
     Ok(())
 }
 
+/// Asks the table to take out the page of the live slot `slot`, for the tests.
+#[cfg(CONFIG_EXECSLOT_KUNIT_TEST)]
+pub(crate) fn remove_page_of(slot: usize) -> Result {
+    let mut guard = STATE.lock();
+    let state = &mut *guard;
+    let (page, _, _) = slot_of(&state.table, slot)?;
+    let page: *const SlotPage = page;
+    state.table.remove_page(page)
+}
+
 /// Statistics of `cache`, the number of pages that hold slots and the number of empty
 /// pages that serve its type, for the tests.
 #[cfg(CONFIG_EXECSLOT_KUNIT_TEST)]

@@ -18,6 +18,7 @@ use core::sync::atomic::Ordering;
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::alloc::KBox;
 use kernel::alloc::KVec;
+use kernel::error::code::EBUSY;
 use kernel::error::code::EINVAL;
 use kernel::error::code::ENOMEM;
 use kernel::error::Result;
@@ -36,6 +37,9 @@ use crate::placement::PageMap;
 use crate::placement::GRANULES;
 use crate::placement::GRANULE_SHIFT;
 use crate::placement::PAGE_SIZE;
+
+// The placement carves slots from pages of its own size: the kernel's.
+const _: () = assert!(PAGE_SIZE == kernel::page::PAGE_SIZE);
 
 /// Fill of unused executable memory: INT3.
 pub const INT3: u8 = 0xcc;
@@ -270,11 +274,19 @@ impl Writer {
         Ok(addr)
     }
 
-    /// Takes `page`, which holds no slot, out of the table; it goes back to execmem after
-    /// a grace period. On an error nothing changed.
+    /// Takes `page`, a page of the table that holds no slot, out of the table; it goes back
+    /// to execmem after a grace period. A page that still holds a slot is refused with
+    /// `EBUSY`: something may execute it. On an error nothing changed.
     pub fn remove_page(&mut self, page: *const SlotPage) -> Result {
+        let pages = self.pages().iter();
+        let (i, p) = pages
+            .enumerate()
+            .find(|&(_, p)| ptr::eq(p, page))
+            .ok_or(EINVAL)?;
+        if !p.map.is_empty() {
+            return Err(EBUSY);
+        }
         let mut pages = self.copy_table()?;
-        let i = pages.iter().position(|&p| ptr::eq(p, page)).ok_or(EINVAL)?;
         pages.remove(i).map_err(|_| EINVAL)?;
         self.publish(pages, Some(page))
     }

@@ -210,6 +210,7 @@ mod slots {
     use kernel::alloc::KBox;
     use kernel::alloc::KVec;
     use kernel::bindings;
+    use kernel::error::code::EBUSY;
     use kernel::error::code::EINVAL;
     use kernel::error::code::ERANGE;
     use kernel::error::Result;
@@ -225,6 +226,7 @@ mod slots {
     use crate::ffi::execslot_free_deferred;
     use crate::placement::GRANULE;
     use crate::placement::PAGE_SIZE;
+    use crate::slots::remove_page_of;
     use crate::slots::stats;
     use crate::slots::CacheRef;
 
@@ -322,6 +324,16 @@ mod slots {
         assert_eq!(free(0), Err(EINVAL));
         assert_eq!(free_twice(a), (Ok(()), Err(EINVAL)));
         Ok(())
+    }
+
+    /// The table refuses to give a page that holds a slot back to execmem.
+    #[test]
+    fn page_with_a_slot_stays() -> Result {
+        let a = alloc(cache(), 64)?;
+        assert_eq!(remove_page_of(a), Err(EBUSY));
+        assert!(contains(a));
+        assert_eq!(lookup(a), Some((a, 64)));
+        free(a)
     }
 
     #[test]
