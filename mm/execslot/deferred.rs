@@ -84,13 +84,14 @@ fn take_ripe() -> Option<usize> {
 ///
 /// # Safety
 ///
-/// An RCU grace period has elapsed since the last call of [`reap_begin()`] ended.
+/// Every call of [`reap_begin()`] returned an RCU grace period or more before this call,
+/// and none is made until this call returns.
 pub(crate) unsafe fn reap(held: &TextMutexHeld<'_>) {
     while let Some(slot) = take_ripe() {
         // SAFETY: the slot was given to `free_deferred()`, whose caller promised that
         // nothing new reaches it and that what is in it leaves within a grace period. It
-        // became ripe in `reap_begin()`, and a grace period has elapsed since (the
-        // caller's guarantee).
+        // became ripe in a call of `reap_begin()` that returned a grace period or more ago
+        // (the caller's guarantee).
         if unsafe { free(held, slot) }.is_err() {
             pr_warn_once!("cannot free deferred slot {:#x}\n", slot);
         }

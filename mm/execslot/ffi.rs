@@ -140,13 +140,15 @@ pub unsafe extern "C" fn execslot_reap_begin() {
 ///
 /// # Safety
 ///
-/// Called from the reaper work only, with `text_mutex` held, after `synchronize_rcu()`
-/// that began when its `execslot_reap_begin()` had returned.
+/// Called from the reaper work only, with `text_mutex` held, after a `synchronize_rcu()`
+/// that began when its `execslot_reap_begin()` had returned. The reaper work is the only
+/// caller of both, and never runs twice at once (one work item, always queued on the same
+/// workqueue).
 #[export]
 pub unsafe extern "C" fn execslot_reap_locked() {
     let reap = |held: &TextMutexHeld<'_>| {
-        // SAFETY: the reaper work waited for a grace period after its
-        // `execslot_reap_begin()`, the only caller of `reap_begin()` (the caller's
+        // SAFETY: `execslot_reap_begin()`, the only caller of `reap_begin()`, returned a
+        // grace period ago, and is not called again until this returns (the caller's
         // guarantee).
         unsafe { deferred::reap(held) }
     };

@@ -61,7 +61,10 @@ late_initcall(execslot_debugfs_init);
 
 /*
  * Slots given to execslot_free_deferred() are released here, after an RCU
- * grace period, with text_mutex held as execslot_free() needs it.
+ * grace period, with text_mutex held as execslot_free() needs it. This work
+ * is the only caller of execslot_reap_begin() and execslot_reap_locked(), and
+ * their safety rests on it never running twice at once: it is one work item,
+ * always queued on the same workqueue.
  */
 static void execslot_reap_workfn(struct work_struct *work)
 {
@@ -75,7 +78,7 @@ static DECLARE_WORK(execslot_reap_work, execslot_reap_workfn);
 
 void execslot_schedule_reap(void)
 {
-	/* Unbound: the work sleeps for a grace period. */
+	/* Any CPU will do. */
 	queue_work(system_dfl_wq, &execslot_reap_work);
 }
 

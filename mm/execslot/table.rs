@@ -39,7 +39,7 @@ use crate::placement::GRANULE_SHIFT;
 use crate::placement::PAGE_SIZE;
 
 // The placement carves slots from pages of its own size: the kernel's.
-const _: () = assert!(PAGE_SIZE == kernel::page::PAGE_SIZE);
+static_assert!(PAGE_SIZE == kernel::page::PAGE_SIZE);
 
 /// Fill of unused executable memory: INT3.
 pub const INT3: u8 = 0xcc;
@@ -278,8 +278,9 @@ impl Writer {
     /// to execmem after a grace period. A page that still holds a slot is refused with
     /// `EBUSY`: something may execute it. On an error nothing changed.
     pub fn remove_page(&mut self, page: *const SlotPage) -> Result {
-        let pages = self.pages().iter();
-        let (i, p) = pages
+        let (i, p) = self
+            .pages()
+            .iter()
             .enumerate()
             .find(|&(_, p)| ptr::eq(p, page))
             .ok_or(EINVAL)?;

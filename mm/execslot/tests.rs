@@ -326,13 +326,15 @@ mod slots {
         Ok(())
     }
 
-    /// The table refuses to give a page that holds a slot back to execmem.
+    /// The table refuses to give a page that holds a slot back to execmem. The slot is a
+    /// whole page, so that if the table did give it back, no other user's code would go
+    /// with it and the case would fail instead of the kernel.
     #[test]
     fn page_with_a_slot_stays() -> Result {
-        let a = alloc(cache(), 64)?;
+        let a = alloc(cache(), PAGE_SIZE)?;
         assert_eq!(remove_page_of(a), Err(EBUSY));
         assert!(contains(a));
-        assert_eq!(lookup(a), Some((a, 64)));
+        assert_eq!(lookup(a), Some((a, PAGE_SIZE)));
         free(a)
     }
 
