@@ -278,11 +278,11 @@ impl Writer {
     /// to execmem after a grace period. A page that still holds a slot is refused with
     /// `EBUSY`: something may execute it. On an error nothing changed.
     pub fn remove_page(&mut self, page: *const SlotPage) -> Result {
-        let (i, p) = self
-            .pages()
-            .iter()
-            .enumerate()
-            .find(|&(_, p)| ptr::eq(p, page))
+        // By index, not enumerate(): its count is an addition that could panic, and the
+        // paths that free a slot must not.
+        let pages = self.pages();
+        let (i, p) = (0..pages.len())
+            .find_map(|i| pages.get(i).filter(|&p| ptr::eq(p, page)).map(|p| (i, p)))
             .ok_or(EINVAL)?;
         if !p.map.is_empty() {
             return Err(EBUSY);
