@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 
-from .kconfig import MAKE_VARS, fragments, verify_config
+from .kconfig import MAINLINE_CONFIGS, MAKE_VARS, fragments, verify_config
 from .results import Result, exit_if_failed, print_results
 from .settings import GUEST_MOD, REPO
 from .source import require_source
@@ -153,9 +153,16 @@ def build(P, vanilla, config, jobs=None):
 
 
 def build_command(P, vanilla, config, jobs=None, rustdoc=False):
-    """`build`, then with `rustdoc` one result line per crate of the series."""
+    """`build`, then, for a patched kernel with the allocator, the no-panic check of its
+    vmlinux (a change that brings a panic into a lookup or a free fails here, at once,
+    rather than first in `test`), and with `rustdoc` one result line per crate of the
+    series."""
     require_source(P)
     out = build(P, vanilla, config, jobs)
+    if not vanilla and config not in MAINLINE_CONFIGS:
+        results = nopanic_results(out)
+        print_results(results)
+        exit_if_failed(results)
     if rustdoc:
         if vanilla:
             raise WorkbenchError('--rustdoc documents the series\' Rust crates: not with --vanilla')

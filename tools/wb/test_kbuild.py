@@ -1,11 +1,15 @@
 """Unit tests of kbuild.py: build logs, make command lines, the objects of changed
 files, rustdoc command lines."""
 
+import contextlib
+import io
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 from wb import kbuild
+from wb.results import Result
 from wb.util import WorkbenchError
 
 
@@ -77,3 +81,40 @@ class TestKbuild(unittest.TestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class TestBuildCommand(unittest.TestCase):
+    def run_build(self, vanilla, config, nopanic_ok=True):
+        """build_command() with the build mocked: the build directories whose vmlinux it
+        checked for panics, and the exit code (None: no exit)."""
+        checked = []
+
+        def nopanic(out):
+            checked.append(out)
+            return [Result('no panic reachable from execslot_free_locked', nopanic_ok)]
+        code = None
+        with contextlib.ExitStack() as st:
+            st.enter_context(mock.patch.object(kbuild, 'require_source', lambda P: None))
+            st.enter_context(mock.patch.object(
+                kbuild, 'build', lambda P, v, c, j: f'/b/{"vanilla" if v else "patched"}-{c}'))
+            st.enter_context(mock.patch.object(kbuild, 'nopanic_results', nopanic))
+            st.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            try:
+                kbuild.build_command(None, vanilla, config)
+            except SystemExit as e:
+                code = e.code
+        return checked, code
+
+    def test_patched_builds_are_checked_for_panics(self):
+        self.assertEqual(self.run_build(False, 'vng'), (['/b/patched-vng'], None))
+        self.assertEqual(self.run_build(False, 'stress'), (['/b/patched-stress'], None))
+
+    def test_a_reachable_panic_fails_the_build_command(self):
+        checked, code = self.run_build(False, 'vng', nopanic_ok=False)
+        self.assertEqual(checked, ['/b/patched-vng'])
+        self.assertNotIn(code, (None, 0))
+
+    def test_kernels_without_the_allocator_are_not_checked(self):
+        self.assertEqual(self.run_build(True, 'vng'), ([], None))
+        self.assertEqual(self.run_build(False, 'norust'), ([], None))
+        self.assertEqual(self.run_build(False, 'noexecslot'), ([], None))
