@@ -79,10 +79,6 @@ class TestKbuild(unittest.TestCase):
             kbuild.rustdoc_argv('savedcmd_x.o := gcc -c x.c', 'x', '/o')
 
 
-if __name__ == '__main__':
-    unittest.main()
-
-
 class TestBuildCommand(unittest.TestCase):
     def run_build(self, vanilla, config, nopanic_ok=True):
         """build_command() with the build mocked: the build directories whose vmlinux it
@@ -118,3 +114,7 @@ class TestBuildCommand(unittest.TestCase):
         self.assertEqual(self.run_build(True, 'vng'), ([], None))
         self.assertEqual(self.run_build(False, 'norust'), ([], None))
         self.assertEqual(self.run_build(False, 'noexecslot'), ([], None))
+
+
+if __name__ == '__main__':
+    unittest.main()
