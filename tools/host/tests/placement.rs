@@ -93,6 +93,24 @@ fn free_run_bound_after_refusal_exact_fit_and_free() {
     assert_eq!(m.free_run_bound(), 13);
 }
 
+/// A free that joins two free runs into one longer than the bound: the free resets the
+/// bound to the whole page, so the next search walks and finds the joined run.
+#[test]
+fn free_joining_two_runs_beyond_the_bound() {
+    let m = PageMap::new();
+    let a = m.alloc(4, 0).unwrap();
+    let b = m.alloc(4, 0).unwrap();
+    let c = m.alloc(4, 0).unwrap();
+    assert_eq!(m.alloc(GRANULES - 12, 0), Some(12));
+    m.free(a, 4).unwrap();
+    m.free(c, 4).unwrap();
+    // Two runs of 4 around `b`: a search for 8 walks the page and lowers the bound to 4.
+    assert_eq!(m.find(8), None);
+    assert_eq!(m.free_run_bound(), 4);
+    m.free(b, 4).unwrap();
+    assert_eq!(m.find(12), Some((0, 12)));
+}
+
 #[test]
 fn lookup_edges() {
     let m = PageMap::new();
